@@ -1,0 +1,46 @@
+# Everything a fresh machine needs: a virtualenv with torch pinned to the local CPU build,
+# the project with every extra, and the Debian data packages the demo and benchmarks read.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := dataset-fashion-mnist
+
+.PHONY: setup data demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	echo "$(TORCH)" > $(VENV)/constraints.txt
+	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+data:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+setup: $(STAMP) data
+
+demo: setup
+	$(VENV)/bin/qubo-prune demo
+
+test: setup
+	AWS_EC2_METADATA_DISABLED=true $(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) benchmarks/garment.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""qubo-prune: iCBS pruning with every block a cardinality-constrained QUBO."""

@@ -1,0 +1,177 @@
+"""``qubo-prune``: list solvers, run the garment demo, compare solvers on recorded blocks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from qubo_prune.registry import BackendError, parse_options
+
+__all__ = ["main"]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
+
+
+def _add_solver_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--solver", default="neal", help="backend name (see `qubo-prune solvers`)")
+    p.add_argument(
+        "--solver-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, repeatable (e.g. num_reads=4, penalty_scale=0.5)",
+    )
+
+
+def _add_icbs_args(p: argparse.ArgumentParser, block_size: int, epochs: int, steps: int) -> None:
+    p.add_argument("--block-size", type=int, default=block_size)
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--steps-per-epoch", type=int, default=steps)
+    p.add_argument("--samples-per-step", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=512, help="width of the garment MLP")
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=0,
+        help="train/prune on the first N training images only (0: all)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qubo-prune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("solvers", help="list every backend, installed or not, and whether usable here")
+
+    demo = sub.add_parser("demo", help="prune the garment classifier: magnitude, Wanda, iCBS")
+    _add_solver_args(demo)
+    _add_icbs_args(demo, block_size=1024, epochs=4, steps=3)
+    demo.add_argument("--densities", type=_floats, default=[0.1, 0.2, 0.3])
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument(
+        "--record-blocks",
+        type=Path,
+        default=None,
+        help="save every iCBS block to this .npz (for `qubo-prune compare`)",
+    )
+    demo.add_argument("--no-progress", action="store_true")
+
+    cmp_ = sub.add_parser("compare", help="solve the same recorded blocks with several backends")
+    cmp_.add_argument("--solvers", default="exact,neal,tabu,steepest-descent")
+    cmp_.add_argument(
+        "--solver-opt",
+        action="append",
+        default=[],
+        metavar="SOLVER:KEY=VALUE",
+        help="option for one solver, repeatable (e.g. neal:num_reads=20)",
+    )
+    cmp_.add_argument(
+        "--blocks",
+        type=Path,
+        default=None,
+        help=".npz of recorded blocks (default: record them from the garment demo)",
+    )
+    cmp_.add_argument(
+        "--record-size", type=int, default=20, help="block size when recording fresh blocks"
+    )
+    cmp_.add_argument("--record-count", type=int, default=12)
+    cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
+    return parser
+
+
+def _solver_options(pairs: Sequence[str]) -> dict:
+    return parse_options(pairs)
+
+
+def cmd_solvers() -> int:
+    from qubo_prune.registry import available_backends
+
+    rows = []
+    for name, spec in available_backends().items():
+        cap = spec.capabilities
+        limit = "any" if cap.max_variables is None else str(cap.max_variables)
+        kind = "native" if cap.native_cardinality else "penalty"
+        rows.append(
+            (
+                name,
+                spec.status(),
+                limit,
+                kind,
+                "stochastic" if cap.stochastic else "deterministic",
+                spec.description,
+            )
+        )
+    header = ("solver", "status", "max vars", "cardinality", "kind", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from qubo_prune.demo import run_demo
+
+    run_demo(
+        solver=args.solver,
+        solver_options=_solver_options(args.solver_opt),
+        densities=args.densities,
+        block_size=args.block_size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        samples_per_step=args.samples_per_step,
+        seed=args.seed,
+        hidden=args.hidden,
+        train_subset=args.train_subset,
+        out=args.out,
+        record_blocks=args.record_blocks,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from qubo_prune.compare import compare_solvers, per_solver_options
+
+    solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
+    compare_solvers(
+        solvers,
+        per_solver_options(args.solver_opt, solvers),
+        blocks_path=args.blocks,
+        out=args.out,
+        record_size=args.record_size,
+        record_count=args.record_count,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "solvers":
+            return cmd_solvers()
+        if args.command == "demo":
+            return cmd_demo(args)
+        return cmd_compare(args)
+    except (BackendError, ValueError, FloatingPointError, FileNotFoundError) as err:
+        print(f"qubo-prune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; finished steps are kept in the checkpoint, run again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Weight scores and the initial masks they give (high score = worth keeping).
+
+Masks keep exactly ``round(density * numel)`` weights of every tensor. Per row, the rows share
+that count as evenly as possible (largest remainder), so the tensor's density is still exact.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SCORES", "GRANULARITIES", "score", "initial_mask", "kept_count", "validate_density"]
+
+SCORES = ("magnitude", "wanda", "gradient", "random")
+GRANULARITIES = ("tensor", "row")
+
+
+def validate_density(density: float) -> float:
+    density = float(density)
+    if not 0.0 < density < 1.0:
+        raise ValueError(f"density must lie strictly between 0 and 1, got {density}")
+    return density
+
+
+def kept_count(numel: int, density: float) -> int:
+    """How many weights a tensor keeps at ``density``: the same rule everywhere."""
+    return int(round(validate_density(density) * numel))
+
+
+def score(
+    kind: str,
+    weight: torch.Tensor,
+    *,
+    input_norm: torch.Tensor | None = None,
+    grad: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``|w|``, Wanda ``|w| * ||X_col||_2``, gradient ``|w * g|`` or uniform random scores."""
+    w = weight.detach()
+    if kind == "magnitude":
+        return w.abs()
+    if kind == "wanda":
+        if input_norm is None:
+            raise ValueError("Wanda scores need the input norms of the layer (calibration data)")
+        return w.abs() * input_norm.reshape(1, -1).to(w.dtype)
+    if kind == "gradient":
+        if grad is None:
+            raise ValueError("gradient scores need the loss gradient")
+        return (w * grad.detach()).abs()
+    if kind == "random":
+        return torch.rand(w.shape, generator=generator, dtype=torch.float64).to(w.dtype)
+    raise ValueError(f"unknown score {kind!r}; choose one of {', '.join(SCORES)}")
+
+
+def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tensor") -> torch.Tensor:
+    """Bool mask (True = pruned) keeping the highest scores, exactly ``kept_count`` of them."""
+    keep_total = kept_count(scores.numel(), density)
+    flat = scores.reshape(-1)
+    pruned = torch.ones(scores.numel(), dtype=torch.bool)
+    if granularity == "tensor":
+        order = torch.argsort(flat, descending=True, stable=True)
+        pruned[order[:keep_total]] = False
+        return pruned.view_as(scores)
+    if granularity != "row":
+        raise ValueError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
+    rows = scores.reshape(scores.shape[0], -1)
+    per_row = _share(keep_total, rows.shape[0], rows.shape[1])
+    order = torch.argsort(rows, dim=1, descending=True, stable=True)
+    keep = torch.arange(rows.shape[1])[None, :] < per_row[:, None]
+    mask = torch.ones_like(rows, dtype=torch.bool)
+    mask.scatter_(1, order, ~keep)
+    return mask.view_as(scores)
+
+
+def _share(total: int, rows: int, cols: int) -> torch.Tensor:
+    """Split ``total`` kept weights over ``rows`` rows as evenly as possible."""
+    base, extra = divmod(total, rows)
+    counts = torch.full((rows,), base, dtype=torch.long)
+    counts[:extra] += 1
+    return counts.clamp(max=cols)
