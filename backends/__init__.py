@@ -7,6 +7,8 @@ the entry-point group ``qubo_prune.backends``.
 
 from __future__ import annotations
 
+from qubo_prune.credentials import braket_problem, dwave_problem, ibm_problem
+from qubo_prune.limits import QPU_CLIQUE_BOUND, braket_limit, qaoa_qiskit_limit
 from qubo_prune.registry import BackendSpec, Capabilities
 
 BUILTIN_SPECS: list[BackendSpec] = [
@@ -34,5 +36,68 @@ BUILTIN_SPECS: list[BackendSpec] = [
         description="steepest greedy descent (dwave-samplers) from random starts on the penalised BQM",
         requires=("dwave.samplers",),
         capabilities=Capabilities(stochastic=False),
+    ),
+]
+
+# Quantum and cloud backends: credentials and size limits are checked by light modules
+# (qubo_prune.credentials, qubo_prune.limits) without importing any SDK.
+BUILTIN_SPECS += [
+    BackendSpec(
+        name="qaoa-qiskit",
+        factory="qubo_prune.backends.qaoa_qiskit:QiskitQAOASampler",
+        description="QAOA (qiskit-optimization) on Aer / a statevector sampler, or IBM hardware "
+        "with ibm_backend=NAME; penalised BQM",
+        requires=("qiskit", "qiskit_optimization"),
+        extra="qiskit",
+        credentials=ibm_problem,
+        limit=qaoa_qiskit_limit,
+    ),
+    BackendSpec(
+        name="braket",
+        factory="qubo_prune.backends.braket:BraketQAOASampler",
+        description="QAOA circuit on Amazon Braket's LocalSimulator, or a gate-model device with "
+        "device_arn=ARN; penalised BQM",
+        requires=("braket.circuits", "scipy"),
+        extra="braket",
+        credentials=braket_problem,
+        limit=braket_limit,
+    ),
+    BackendSpec(
+        name="dwave",
+        factory="qubo_prune.backends.dwave:DWaveCliqueQPUSampler",
+        description="D-Wave QPU through a cached clique embedding; penalised BQM",
+        capabilities=Capabilities(
+            max_variables=QPU_CLIQUE_BOUND, needs_credentials=True, paid=True
+        ),
+        requires=("dwave.system", "minorminer"),
+        extra="dwave",
+        credentials=dwave_problem,
+    ),
+    BackendSpec(
+        name="leap-hybrid",
+        factory="qubo_prune.backends.dwave:leap_hybrid",
+        description="D-Wave Leap hybrid BQM solver, for blocks too large to embed; penalised BQM",
+        capabilities=Capabilities(max_variables=1_000_000, needs_credentials=True, paid=True),
+        requires=("dwave.system",),
+        extra="dwave",
+        credentials=dwave_problem,
+    ),
+    BackendSpec(
+        name="leap-cqm",
+        factory="qubo_prune.backends.dwave:LeapCQMSampler",
+        description="D-Wave Leap hybrid CQM solver with the cardinality as native constraints",
+        capabilities=Capabilities(
+            max_variables=500_000, native_cardinality=True, needs_credentials=True, paid=True
+        ),
+        requires=("dwave.system",),
+        extra="dwave",
+        credentials=dwave_problem,
+    ),
+    BackendSpec(
+        name="gpu-anneal",
+        factory="qubo_prune.backends.gpu_anneal:GPUAnnealSampler",
+        description="batched torch annealing with swap moves that keep the cardinality exactly",
+        requires=("torch",),
+        capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
     ),
 ]

@@ -1,4 +1,4 @@
-"""``qubo-prune``: list solvers, run the garment demo, compare solvers on recorded blocks."""
+"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM."""
 
 from __future__ import annotations
 
@@ -20,7 +20,21 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
 
 
+def _add_cost_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="budget a paid solver may spend; required for QPUs and cloud solvers",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="build and price every block, send nothing"
+    )
+
+
 def _add_solver_args(p: argparse.ArgumentParser) -> None:
+    _add_cost_args(p)
     p.add_argument("--solver", default="neal", help="backend name (see `qubo-prune solvers`)")
     p.add_argument(
         "--solver-opt",
@@ -85,7 +99,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--record-count", type=int, default=12)
     cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
+    cmp_.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="budget for paid solvers over all blocks",
+    )
+    _add_prune_llm_parser(sub)
     return parser
+
+
+def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
+    )
+    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
+    p.add_argument("--sparsity", type=float, default=0.5)
+    p.add_argument(
+        "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
+    )
+    p.add_argument("--method", default="icbs", choices=["icbs", "wanda", "sparsegpt", "magnitude"])
+    _add_solver_args(p)
+    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
+    p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
+    p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
+    p.add_argument("--refit", action="store_true", help="least-squares refit of the kept weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
+    p.add_argument("--calib-windows", type=int, default=32)
+    p.add_argument("--eval-windows", type=int, default=64)
+    p.add_argument("--seqlen", type=int, default=512)
+    p.add_argument(
+        "--calib-text", type=Path, default=None, help="file or folder (default: tutorial/)"
+    )
+    p.add_argument(
+        "--eval-text", type=Path, default=None, help="file or folder (default: library/)"
+    )
+    p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _solver_options(pairs: Sequence[str]) -> dict:
@@ -134,6 +186,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=args.out,
         record_blocks=args.record_blocks,
         progress=not args.no_progress,
+        max_cost=args.max_cost,
+        dry_run=args.dry_run,
     )
     return 0
 
@@ -149,7 +203,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out=args.out,
         record_size=args.record_size,
         record_count=args.record_count,
+        max_cost=args.max_cost,
     )
+    return 0
+
+
+def cmd_prune_llm(args: argparse.Namespace) -> int:
+    from qubo_prune.llm_cli import format_summary, run_prune_llm
+    from qubo_prune.llm_prune import PruneConfig
+    from qubo_prune.text import PYTHON_DOCS
+
+    config = PruneConfig(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        solver=args.solver,
+        solver_options=_solver_options(args.solver_opt),
+        block_size=args.block_size,
+        iterations=args.iterations,
+        rows_per_batch=args.rows_per_batch,
+        refit=args.refit,
+        seed=args.seed,
+    )
+    summary = run_prune_llm(
+        args.model,
+        config,
+        args.out,
+        calib_text=args.calib_text or PYTHON_DOCS / "tutorial",
+        eval_text=args.eval_text or PYTHON_DOCS / "library",
+        calib_windows=args.calib_windows,
+        eval_windows=args.eval_windows,
+        seqlen=args.seqlen,
+        dense_errors=not args.no_dense_errors,
+        progress=not args.no_progress,
+    )
+    print(format_summary(summary))
     return 0
 
 
@@ -161,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_solvers()
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "prune-llm":
+            return cmd_prune_llm(args)
         return cmd_compare(args)
     except (BackendError, ValueError, FloatingPointError, FileNotFoundError) as err:
         print(f"qubo-prune {args.command}: error: {err}", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from qubo_prune.block import Block, load_blocks, save_blocks
+from qubo_prune.cost import check_budget, estimate_block_cost
 from qubo_prune.decode import decide
 from qubo_prune.registry import BackendError, get_backend, get_spec, parse_options
 
@@ -61,9 +62,15 @@ def record_garment_blocks(path: Path, block_size: int, count: int, seed: int = 0
 
 
 def solve_all(
-    blocks: Sequence[Block], solvers: Sequence[str], options: Mapping[str, Mapping[str, Any]]
+    blocks: Sequence[Block],
+    solvers: Sequence[str],
+    options: Mapping[str, Mapping[str, Any]],
+    max_cost: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (block, solver): energy, feasibility before repair, time, status."""
+    """One row per (block, solver): energy, feasibility before repair, time, cost, status."""
+    # Every paid solver is priced over all blocks before any client is built or job sent.
+    costs = {s: estimate_block_cost(s, options.get(s, {})) for s in solvers}
+    check_budget([costs[s] for s in solvers for _ in blocks], max_cost)
     backends = {s: get_backend(s, **dict(options.get(s, {}))) for s in solvers}
     rows = []
     for i, block in enumerate(blocks):
@@ -104,7 +111,7 @@ def solve_all(
                     "feasible_fraction": d.feasible_fraction,
                     "repaired": d.repaired,
                     "qpu_access_us": timing.get("qpu_access_time", np.nan),
-                    "cost_usd": sampleset.info.get("cost_usd", np.nan),
+                    "cost_usd": costs[name].usd,
                 }
             )
     _add_gaps(rows, exact_known="exact" in solvers)
@@ -167,6 +174,7 @@ def compare_solvers(
     out: Path = Path("runs/compare"),
     record_size: int = 20,
     record_count: int = 12,
+    max_cost: float | None = None,
 ) -> dict[str, Any]:
     """Solve every block with every solver; print a table, write CSV, JSON and a PNG to ``out``."""
     if not solvers:
@@ -184,7 +192,7 @@ def compare_solvers(
             f"classifier into {blocks_path}"
         )
         blocks = record_garment_blocks(blocks_path, record_size, record_count)
-    rows = solve_all(blocks, solvers, options)
+    rows = solve_all(blocks, solvers, options, max_cost)
     summary = summarise(rows, solvers)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "compare.csv", "w", newline="") as f:
@@ -225,13 +233,14 @@ def _print(
         print(f"{b:>5} {n:>5} " + " ".join(cells))
     print(
         f"\n{'solver':<18} {'at best':>8} {'mean rel gap':>13} {'feasible':>9} "
-        f"{'repaired':>9} {'mean s':>8} {'too large':>10}"
+        f"{'repaired':>9} {'mean s':>8} {'too large':>10} {'cost $':>8} {'QPU us':>8}"
     )
     for s in summary:
         print(
             f"{s['solver']:<18} {s['at_best']:>4}/{s['solved']:<3} {s['mean_rel_gap']:>13.2%} "
             f"{s['mean_feasible_fraction']:>9.0%} {s['repaired']:>9} "
-            f"{s['mean_seconds']:>8.3f} {s['too_large']:>10}"
+            f"{s['mean_seconds']:>8.3f} {s['too_large']:>10} {s['cost_usd']:>8.2f} "
+            f"{s['qpu_access_us']:>8.0f}"
         )
 
 

@@ -7,7 +7,7 @@ accepted only if it beats the block's current mask, which is always feasible.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dimod
 import numpy as np
@@ -37,6 +37,10 @@ class Decision:
     def improvement(self) -> float:
         """Objective decrease of the step (0 when rejected), in the objective's units."""
         return self.current_energy - self.energy if self.accepted else 0.0
+
+    def rejected(self, block: Block) -> Decision:
+        """The same answer, not applied: the block keeps its current mask."""
+        return replace(self, x=block.current.copy(), accepted=False, energy=self.current_energy)
 
     def swap(self, block: Block) -> tuple[np.ndarray, np.ndarray]:
         """Block positions ``(to_prune, to_restore)``; equally many, empty when rejected."""

@@ -78,7 +78,12 @@ def run_demo(
             **icbs_params,
         )
 
-    pruner(densities[0])  # every setting and the solver are checked before any work
+    first = pruner(densities[0])  # every setting, the solver and the budget are checked first
+    if first.cost.paid:
+        print(
+            f"solver {solver} is billed: estimated ${first.cost.usd * len(densities):.2f} "
+            f"({first.cost.qpu_seconds * len(densities):.1f} QPU s) for the whole demo"
+        )
     data = load_dataset()
     if train_subset:
         data = Dataset(
@@ -93,6 +98,17 @@ def run_demo(
     norms = input_norms(model, data.X_train[:4096], names)
     dense = evaluate(model, data.X_test, data.y_test)
     print(f"garment classifier on {data.name}: dense test accuracy {dense:.2f}%")
+
+    if icbs_params.get("dry_run"):
+        for density in densities:
+            result = pruner(density).prune(
+                model, F.cross_entropy, data.X_train, data.y_train, names
+            )
+            print(
+                f"  dry run, density {density:g}: built {len(result.history)} blocks of "
+                f"{block_size} weights, nothing sent"
+            )
+        return {"dry_run": True, "cost_usd": first.cost.usd * len(densities)}
 
     rows = []
     blocks = []

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dimod
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from qubo_prune.block import Block
+from qubo_prune.cost import CostEstimate, check_budget, estimate_block_cost
 from qubo_prune.decode import decide
 from qubo_prune.loss_objective import HESSIANS, LossObjective
 from qubo_prune.masks import MaskState
-from qubo_prune.registry import Backend, get_backend
+from qubo_prune.registry import Backend, BackendError, get_backend, get_spec
 from qubo_prune.scores import GRANULARITIES, SCORES, initial_mask, score, validate_density
 from qubo_prune.selection import SELECTIONS, TENSOR_CHOICES, BlockSelector
 from qubo_prune.validation import check_choice, check_finite_gradients, resolve_tensors
@@ -47,6 +50,8 @@ class StepRecord:
     swapped: int
     solve_seconds: float
     step_seconds: float
+    measured_change: float = float("nan")
+    error: str = ""
 
 
 @dataclass
@@ -108,6 +113,12 @@ class ICBSPruner:
         samples_per_step: data samples drawn for each step's gradient and Hessian.
         checkpoint: file where masks are saved after every step, and resumed from.
         record_blocks: keep every block (for ``qubo-prune compare``).
+        check_loss: apply an accepted swap only if the loss measured on an independent batch
+            does not rise (the quadratic model is a second-order approximation; large swaps
+            can be mispredicted). The predicted and measured changes are both recorded.
+        max_cost: USD the run may spend on a paid solver; a paid solver without it, or with an
+            estimate above it, is refused before anything is sent.
+        dry_run: build and price every block, send nothing, and leave the model dense.
     """
 
     def __init__(
@@ -134,6 +145,9 @@ class ICBSPruner:
         seed: int = 0,
         checkpoint: str | Path | None = None,
         record_blocks: bool = False,
+        check_loss: bool = True,
+        max_cost: float | None = None,
+        dry_run: bool = False,
         progress: bool = True,
     ):
         self.density = validate_density(density)
@@ -149,8 +163,16 @@ class ICBSPruner:
         ]:
             if int(v) < 1:
                 raise ValueError(f"{label} must be >= 1, got {v}")
-        self.backend: Backend = get_backend(solver, **dict(solver_options or {}))
-        self.backend.check_size(int(block_size))
+        options = dict(solver_options or {})
+        # Priced before any backend is built: building a QPU client already contacts the service.
+        self.cost: CostEstimate = check_budget(
+            [estimate_block_cost(solver, options)] * int(epochs) * int(steps_per_epoch),
+            math.inf if dry_run else max_cost,
+        )
+        self.dry_run = dry_run
+        spec = get_spec(solver)
+        Backend(spec, None, options).check_size(int(block_size))
+        self.backend: Backend | None = None if dry_run else get_backend(solver, **options)
         self.selector = BlockSelector(
             block_size,
             pruned_fraction,
@@ -180,6 +202,7 @@ class ICBSPruner:
             steps_per_epoch=int(steps_per_epoch),
             samples_per_step=int(samples_per_step),
             seed=int(seed),
+            check_loss=bool(check_loss),
         )
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.record_blocks = record_blocks
@@ -220,14 +243,28 @@ class ICBSPruner:
                 range(first, self.steps),
                 initial=first,
                 total=self.steps,
-                desc=f"iCBS d={self.density:g} [{self.backend.name}]",
+                desc=f"iCBS d={self.density:g} [{p['solver']}]",
                 disable=not self.progress,
                 leave=False,
             )
             for step in bar:
-                idx = rng.choice(len(X), size=min(p["samples_per_step"], len(X)), replace=False)
-                Xb, yb = X[torch.as_tensor(idx)], y[torch.as_tensor(idx)]
-                record = self._step(step, state, objective, model, loss_fn, Xb, yb, norms, result)
+                # the swap is built on one batch and checked on an independent one
+                size = min(p["samples_per_step"], len(X))
+                total = 2 * size if p["check_loss"] and 2 * size <= len(X) else size
+                idx = torch.as_tensor(rng.choice(len(X), size=total, replace=False))
+                build, check = idx[:size], idx[size:] if total > size else idx
+                record = self._step(
+                    step,
+                    state,
+                    objective,
+                    model,
+                    loss_fn,
+                    X[build],
+                    y[build],
+                    norms,
+                    result,
+                    (X[check], y[check]),
+                )
                 result.history.append(record)
                 bar.set_postfix(
                     accepted=result.accepted_steps,
@@ -240,6 +277,8 @@ class ICBSPruner:
             state.restore_dense()
             raise
         result.seconds = time.perf_counter() - start
+        if self.dry_run:
+            state.restore_dense()
         return result
 
     def _scores(
@@ -302,6 +341,7 @@ class ICBSPruner:
         y: torch.Tensor,
         norms: dict[str, torch.Tensor],
         result: PruneResult,
+        check: tuple[torch.Tensor, torch.Tensor],
     ) -> StepRecord:
         t0 = time.perf_counter()
         p = self.params
@@ -314,11 +354,29 @@ class ICBSPruner:
         current = state.pruned[name].reshape(-1)[torch.as_tensor(coords)].numpy().astype(np.int8)
         block = objective.block(name, coords, w0, current, X, y)
         t1 = time.perf_counter()
-        sampleset = self.backend.solve(block)
+        error = ""
+        if self.backend is None:  # dry run: the block is built and priced, never sent
+            sampleset = dimod.SampleSet.from_samples([], dimod.BINARY, [])
+        else:
+            try:
+                sampleset = self.backend.solve(block)
+            except BackendError as err:  # a failed or cancelled task leaves the block unchanged
+                sampleset, error = dimod.SampleSet.from_samples([], dimod.BINARY, []), str(err)
         solve_seconds = time.perf_counter() - t1
         decision = decide(block, sampleset)
         to_prune, to_restore = decision.swap(block)
-        state.apply_swap(name, coords[to_prune], coords[to_restore])
+        measured = float("nan")
+        if decision.accepted and self.params["check_loss"]:
+            with torch.no_grad():
+                before = loss_fn(model(check[0]), check[1]).item()
+                state.apply_swap(name, coords[to_prune], coords[to_restore])
+                measured = loss_fn(model(check[0]), check[1]).item() - before
+            if measured > 0:  # the quadratic model mispredicted this swap: take it back
+                state.apply_swap(name, coords[to_restore], coords[to_prune])
+                decision = decision.rejected(block)
+                to_prune = to_restore = to_prune[:0]
+        else:
+            state.apply_swap(name, coords[to_prune], coords[to_restore])
         if self.record_blocks:
             result.blocks.append(block)
         return StepRecord(
@@ -334,6 +392,8 @@ class ICBSPruner:
             swapped=len(to_prune),
             solve_seconds=solve_seconds,
             step_seconds=time.perf_counter() - t0,
+            measured_change=measured,
+            error=error,
         )
 
     def _fingerprint(self) -> str:

@@ -66,8 +66,8 @@ class BackendSpec:
 
     ``factory`` is ``"module:callable"``; the callable takes the sampler options and returns a
     ``dimod.Sampler``. ``requires`` are import names that must be present, ``extra`` the pip
-    extra that installs them, ``credentials`` a callable returning ``None`` when usable or a
-    message naming what to set.
+    extra that installs them, ``credentials`` a callable of the options returning ``None`` when
+    usable or a message naming what to set (never the secret itself).
     """
 
     name: str
@@ -76,7 +76,7 @@ class BackendSpec:
     capabilities: Capabilities = field(default_factory=Capabilities)
     requires: tuple[str, ...] = ()
     extra: str | None = None
-    credentials: Callable[[], str | None] | None = None
+    credentials: Callable[[Mapping[str, Any]], str | None] | None = None
     limit: Callable[[Mapping[str, Any]], int | None] | None = None
 
     def missing(self) -> list[str]:
@@ -95,8 +95,9 @@ class BackendSpec:
         extra = f"qubo-prune[{self.extra}]" if self.extra else "qubo-prune"
         return f"pip install '{extra}'"
 
-    def credential_problem(self) -> str | None:
-        return self.credentials() if self.credentials else None
+    def credential_problem(self, options: Mapping[str, Any] | None = None) -> str | None:
+        """What to set for these options (local simulators and mocks need nothing)."""
+        return self.credentials(dict(options or {})) if self.credentials else None
 
     def status(self) -> str:
         """``usable``, ``not installed (...)`` or ``no credentials (...)`` for ``qubo-prune solvers``."""
@@ -247,7 +248,7 @@ def get_backend(name: str, **options: Any) -> Backend:
             f"solver {name!r} needs {', '.join(missing)}, which is not installed: "
             f"{spec.install_hint()}"
         )
-    problem = spec.credential_problem()
+    problem = spec.credential_problem(options)
     if problem:
         raise BackendError(f"solver {name!r} has no credentials: {problem}")
     module_name, _, attr = spec.factory.partition(":")

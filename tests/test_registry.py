@@ -6,9 +6,9 @@ import unittest
 
 import dimod.testing
 import pytest
-from qubo_prune.backends.exact import ExactCardinalitySampler
 
 from qubo_prune import registry
+from qubo_prune.backends.exact import ExactCardinalitySampler
 from qubo_prune.registry import BackendError, BackendSpec, get_backend, parse_options
 from tests.conftest import random_block
 
@@ -66,7 +66,7 @@ def test_missing_credentials_fail_fast(monkeypatch):
         name="cloud",
         factory="nowhere:make",
         description="x",
-        credentials=lambda: "set EXAMPLE_TOKEN",
+        credentials=lambda options: "set EXAMPLE_TOKEN",
     )
     monkeypatch.setattr(registry, "_plugin_specs", lambda: {"cloud": spec})
     t0 = time.perf_counter()

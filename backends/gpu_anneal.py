@@ -1,0 +1,606 @@
+"""Batched simulated annealing in torch that keeps cardinality constraints exactly.
+
+Why a new annealer: a penalty-based annealer (neal) must cross a barrier of the penalty's size
+for every single flip, so on a block with ``sum(x) = k`` it barely moves along the feasible
+states once it has found one. Here every move swaps one 1 with one 0 inside a group, so every visited state is
+feasible and the bare objective is annealed. And because iCBS solves many blocks of equal
+size (one per row of a layer), all blocks and all replicas advance together as one tensor
+program of shape ``(blocks, replicas, n)``; the only Python loop is over proposal steps.
+
+Representation. Each block's variables are laid out in *slots*. A cardinality group of size
+``g`` with ``k`` ones owns ``g`` consecutive slots: the first ``k`` hold the variables that are
+1, the rest those that are 0, so a swap move is "exchange the contents of a random one-slot
+and a random zero-slot of the same group", which keeps both ranges valid. A variable in no
+group owns two slots holding itself and a *ghost* variable (index ``n``, zero couplings), the
+one-slot holding whichever is 1; exchanging them is a single flip, so free variables need no
+separate code path. Proposal slots therefore depend only on random numbers and the layout and
+are drawn for a whole sweep at once.
+
+Energy bookkeeping. With symmetric ``Q`` (linear biases on the diagonal) and ``E = x^T Q x``,
+the fields ``g = 2 Q x`` give the swap delta of ``i: 1 -> 0, j: 0 -> 1`` as
+``g_j - g_i + C_ij`` with the state-free ``C_ij = Q_ii + Q_jj - 2 Q_ij``; an accepted swap
+updates ``g += 2 Q[j] - 2 Q[i]`` (rank-2), recomputed exactly every few sweeps to stop float
+drift. Reported energies are recomputed in float64 from the returned states.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import dimod
+import numpy as np
+import torch
+
+__all__ = ["GPUAnnealSampler", "default_beta_range"]
+
+Cardinality = Sequence[tuple[Sequence[Any], int]]
+
+# Sweeps between exact recomputations of the fields: cheap (one batched matmul) against a
+# sweep of n proposals, and keeps the float32 drift of incremental updates negligible.
+_REFRESH_EVERY = 8
+
+
+def default_beta_range(Q: np.ndarray) -> tuple[float, float]:
+    """Hot and cold inverse temperatures from the biases, by the rule dwave-neal uses.
+
+    ``Q`` is the symmetric binary matrix (linear biases on the diagonal); it is read in its
+    Ising form. Hot: the largest possible flip is accepted with probability 1/2, so the first
+    sweeps mix. Cold: flipping against the smallest bias is excited with probability 1/100
+    summed over the variables that have it, so the last sweeps only descend.
+    """
+    off = Q - np.diag(np.diag(Q))
+    h = np.abs(Q.sum(axis=1)) / 2.0  # Ising field of x = (s + 1) / 2: (Q_ii + sum_j Q_ij) / 2
+    J = np.abs(off) / 2.0
+    field = h + J.sum(axis=1)
+    if len(Q) == 0 or field.max() == 0:
+        return 0.1, 1.0  # no signal: every state has the same energy
+    hot = math.log(2) / (2.0 * field.max())
+    # neal's cold end: the smallest nonzero bias, counted over the variables that have it.
+    smallest_per_var = np.minimum(
+        np.where(J > 0, J, np.inf).min(axis=1), np.where(h > 0, h, np.inf)
+    )
+    smallest = smallest_per_var.min()
+    count = int(np.sum(smallest_per_var == smallest))
+    cold = math.log(count / 0.01) / (2.0 * smallest)
+    return hot, max(hot, cold)
+
+
+@dataclass
+class _Problem:
+    """One BQM in the form the annealer takes: binary ``Q`` plus a slot layout.
+
+    ``slot_var``: the variable each slot holds in the layout's reference order (ghost ``n``
+    for padding and for free variables' partner slots); ``slot_unit``: the unit (group or free
+    variable) a slot belongs to; ``slot_one``: whether the slot is a one-slot; ``slot_src`` and
+    ``slot_flip``: whose value decides a slot in a given state (a ghost slot takes the
+    complement of its free variable); ``moves``: rows ``(one_start, k, zero_start, n_zero)``,
+    one per proposal weight unit.
+    """
+
+    bqm: dimod.BinaryQuadraticModel
+    variables: list[Any]
+    Q: np.ndarray
+    offset: float
+    groups: list[tuple[np.ndarray, int]]
+    init: np.ndarray | None
+    slot_var: np.ndarray
+    slot_unit: np.ndarray
+    slot_one: np.ndarray
+    slot_src: np.ndarray
+    slot_flip: np.ndarray
+    moves: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.variables)
+
+    @property
+    def num_slots(self) -> int:
+        return len(self.slot_var)
+
+
+def _as_problem(
+    bqm: dimod.BinaryQuadraticModel, cardinality: Cardinality | None, initial_states: Any
+) -> _Problem:
+    """Validate one BQM with its constraints and initial states and lay out its slots."""
+    variables = list(bqm.variables)
+    n = len(variables)
+    index = {v: i for i, v in enumerate(variables)}
+    lin, (row, col, quad), offset = bqm.binary.to_numpy_vectors(variable_order=variables)
+    Q = np.zeros((n, n))
+    Q[np.diag_indices(n)] = lin
+    Q[row, col] = quad / 2.0  # a BQM holds each pair once, off the diagonal
+    Q[col, row] = quad / 2.0
+
+    groups: list[tuple[np.ndarray, int]] = []
+    seen = np.zeros(n, dtype=bool)
+    for members, k in cardinality or ():
+        try:
+            g = np.array([index[v] for v in members], dtype=np.int64)
+        except KeyError as err:
+            raise ValueError(
+                f"cardinality names variable {err.args[0]!r}, not in the BQM"
+            ) from None
+        if len(np.unique(g)) != len(g) or seen[g].any():
+            raise ValueError("cardinality groups must be disjoint sets of variables")
+        if not 0 <= int(k) <= len(g):
+            raise ValueError(f"cardinality k={k} is impossible for a group of {len(g)} variables")
+        seen[g] = True
+        groups.append((g, int(k)))
+
+    slot_var, slot_unit, slot_one, slot_src, slot_flip, moves = [], [], [], [], [], []
+    for unit, (g, k) in enumerate(groups):
+        start = len(slot_var)
+        slot_var += g.tolist()
+        slot_src += g.tolist()
+        slot_flip += [False] * len(g)
+        slot_unit += [unit] * len(g)
+        slot_one += [True] * k + [False] * (len(g) - k)
+        if 0 < k < len(g):  # weight a group by its size so every variable is visited alike
+            moves += [(start, k, start + k, len(g) - k)] * len(g)
+    for unit, v in enumerate(np.flatnonzero(~seen), start=len(groups)):
+        start = len(slot_var)
+        slot_var += [int(v), n]
+        slot_src += [int(v), int(v)]
+        slot_flip += [False, True]
+        slot_unit += [unit, unit]
+        slot_one += [True, False]
+        moves.append((start, 1, start + 1, 1))
+
+    init = (
+        None if initial_states is None else _initial_states(bqm, variables, groups, initial_states)
+    )
+    return _Problem(
+        bqm=bqm,
+        variables=variables,
+        Q=Q,
+        offset=float(offset),
+        groups=groups,
+        init=init,
+        slot_var=np.array(slot_var, dtype=np.int64),
+        slot_unit=np.array(slot_unit, dtype=np.int64),
+        slot_one=np.array(slot_one, dtype=bool),
+        slot_src=np.array(slot_src, dtype=np.int64),
+        slot_flip=np.array(slot_flip, dtype=bool),
+        moves=np.array(moves, dtype=np.int64).reshape(-1, 4),
+    )
+
+
+def _initial_states(
+    bqm: dimod.BinaryQuadraticModel,
+    variables: list[Any],
+    groups: list[tuple[np.ndarray, int]],
+    initial_states: Any,
+) -> np.ndarray:
+    """Samples-like initial states as a binary (m, n) matrix in ``variables`` order, checked."""
+    X, labels = dimod.as_samples(initial_states)
+    position = {v: i for i, v in enumerate(labels)}
+    if len(X) and (len(labels) != len(variables) or any(v not in position for v in variables)):
+        raise ValueError("initial_states must give a value for every variable of the BQM")
+    X = X[:, [position[v] for v in variables]] if len(X) else np.zeros((0, len(variables)))
+    if bqm.vartype is dimod.SPIN:
+        if not np.isin(X, (-1, 1)).all():
+            raise ValueError("initial_states of a SPIN BQM must be -1/+1")
+        X = (X + 1) // 2
+    elif not np.isin(X, (0, 1)).all():
+        raise ValueError("initial_states of a BINARY BQM must be 0/1")
+    X = X.astype(np.int8)
+    bad = np.flatnonzero(~_feasible(X, groups))
+    if len(bad):
+        raise ValueError(f"initial state {int(bad[0])} violates the cardinality constraints")
+    return X
+
+
+def _feasible(X: np.ndarray, groups: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    ok = np.ones(len(X), dtype=bool)
+    for g, k in groups:
+        ok &= X[:, g].sum(axis=1) == k
+    return ok
+
+
+class _Annealer:
+    """Every replica of a batch of equal-size problems, advanced together.
+
+    State per replica: ``perm`` (which variable sits in each slot), the fields ``g = 2 Q x``
+    and the running energy ``E``; the best state seen at a sweep boundary is kept, so a
+    replica never returns worse than where it passed. On CPU an accepted move updates only
+    the accepted replicas' fields (few late in the anneal); elsewhere every replica takes a
+    masked update, which avoids the host synchronisation of selecting the accepted ones.
+    """
+
+    def __init__(
+        self,
+        problems: list[_Problem],
+        num_reads: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        generator: torch.Generator,
+    ) -> None:
+        B, R, n = len(problems), num_reads, problems[0].n
+        n1 = n + 1
+        L = max(p.num_slots for p in problems) + 1  # the last slot: a ghost for no-op moves
+        self.B, self.R, self.n, self.n1, self.L = B, R, n, n1, L
+        self.device, self.dtype, self.gen = device, dtype, generator
+        self.dense_updates = device.type != "cpu"
+
+        # 2Q for field updates and C_ij = Q_ii + Q_jj - 2 Q_ij for deltas, with a zero ghost
+        # row and column; built block by block in float64, stored in the annealing dtype.
+        self.Q2 = torch.zeros((B, n1, n1), dtype=dtype, device=device)
+        self.C = torch.zeros((B, n1, n1), dtype=dtype, device=device)
+        bound = np.zeros(B)
+        for b, p in enumerate(problems):
+            Qb = torch.as_tensor(p.Q, dtype=torch.float64)
+            d = torch.diagonal(Qb)
+            self.Q2[b, :n, :n] = 2.0 * Qb
+            self.C[b, :n, :n] = d[:, None] + d[None, :] - 2.0 * Qb
+            self.C[b, n, :n] = self.C[b, :n, n] = d
+            bound[b] = Qb.abs().sum(dim=1).max() if n else 0.0
+        self.Q2_rows = self.Q2.view(B * n1, n1)
+        self.C = self.C.view(B, n1 * n1)
+        # Energies improve "really" only by more than float noise of the largest flip delta.
+        self.tol = torch.as_tensor(1e-6 * bound, dtype=dtype, device=device)[:, None]
+
+        def padded(field: str, fill: int) -> torch.Tensor:
+            out = np.full((B, L), fill, dtype=getattr(problems[0], field).dtype)
+            for b, p in enumerate(problems):
+                out[b, : p.num_slots] = getattr(p, field)
+            return torch.as_tensor(out, device=device)
+
+        self.slot_var = padded("slot_var", n)
+        self.slot_unit = padded("slot_unit", L)  # padding sorts after every real unit
+        self.slot_one = padded("slot_one", False).to(dtype)
+        self.slot_src = padded("slot_src", n)
+        self.slot_flip = padded("slot_flip", False)
+
+        noop = np.array([[L - 1, 1, L - 1, 1]])
+        moves = [p.moves if len(p.moves) else noop for p in problems]
+        P = max(len(m) for m in moves)
+        table = np.zeros((B, P, 4), dtype=np.int64)
+        for b, m in enumerate(moves):
+            table[b, : len(m)] = m
+        self.moves = torch.as_tensor(table.reshape(B * P, 4), device=device)
+        self.num_moves = torch.as_tensor([len(m) for m in moves], device=device)[None, :, None]
+        self.move_base = (torch.arange(B, device=device) * P)[None, :, None]
+        self.row_base = torch.arange(B, device=device).repeat_interleave(R) * n1
+        self.ghost = torch.full((B, R, 2), n, dtype=torch.long, device=device)
+
+        self.perm = torch.empty((B, R, L), dtype=torch.long, device=device)
+        self.g = torch.empty((B, R, n1), dtype=dtype, device=device)
+        self.E = torch.empty((B, R), dtype=dtype, device=device)
+        self.best_perm = torch.empty_like(self.perm)
+        self.best_E = torch.empty_like(self.E)
+
+    def start(self, X0: torch.Tensor, given: torch.Tensor) -> None:
+        """Lay out the initial states: ``X0`` (B, R, n1) where ``given``, random elsewhere.
+
+        Sorting slots by (unit, 0 for ones / 1/2 for zeros) puts a given state's ones first
+        in each unit; a random key in [0, 1) per slot is a random feasible state instead.
+        """
+        shape = (self.B, self.R, self.L)
+        xs = X0.to(torch.float64).gather(2, self.slot_src[:, None, :].expand(shape))
+        xs = torch.where(self.slot_flip[:, None, :], 1.0 - xs, xs)
+        noise = torch.rand(shape, generator=self.gen, device=self.device, dtype=torch.float64)
+        key = self.slot_unit[:, None, :] + torch.where(given[:, :, None], 0.5 * (1.0 - xs), noise)
+        order = torch.argsort(key, dim=2, stable=True)
+        self.perm.copy_(self.slot_var[:, None, :].expand(shape).gather(2, order))
+        self.refresh()
+        self.best_perm.copy_(self.perm)
+        self.best_E.copy_(self.E)
+
+    def states(self, perm: torch.Tensor | None = None) -> torch.Tensor:
+        """Binary states (B, R, n1) of a slot layout (the ghost column is meaningless)."""
+        perm = self.perm if perm is None else perm
+        x = torch.zeros((self.B, self.R, self.n1), dtype=self.dtype, device=self.device)
+        return x.scatter_(2, perm, self.slot_one[:, None, :].expand(perm.shape))
+
+    def refresh(self) -> None:
+        """Recompute fields and energies exactly from the states (ends float drift)."""
+        x = self.states()
+        torch.bmm(x, self.Q2, out=self.g)
+        torch.mul(x, self.g, out=x)
+        torch.sum(x, dim=2, out=self.E).mul_(0.5)
+
+    def proposals(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One sweep of proposals: slots ``ab`` (n, B, R, 2), the same reversed, thresholds.
+
+        A move is accepted when ``delta <= -log(1 - u) / beta`` (Metropolis). Integer
+        remainders pick the unit and slots, which cannot overshoot a range as a scaled float
+        can.
+        """
+        shape = (self.n, self.B, self.R)
+        r = torch.randint(0, 1 << 31, (*shape, 3), generator=self.gen, device=self.device)
+        move = self.moves[torch.remainder(r[..., 0], self.num_moves) + self.move_base]
+        a = move[..., 0] + torch.remainder(r[..., 1], move[..., 1])
+        b = move[..., 2] + torch.remainder(r[..., 2], move[..., 3])
+        ab = torch.stack((a, b), dim=-1)
+        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        threshold = torch.log1p(-u).neg_().div_(beta[None, :, None])
+        return ab, ab.flip(-1), threshold
+
+    def delta(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Variables ``ij`` (B, R, 2) in slots ``ab`` and the energy change of swapping them."""
+        ij = self.perm.gather(2, ab)
+        gij = self.g.gather(2, ij)
+        pair = torch.add(ij[..., 1], ij[..., 0], alpha=self.n1)
+        delta = self.C.gather(1, pair)
+        return ij, delta.add_(gij[..., 1]).sub_(gij[..., 0])
+
+    def apply(
+        self,
+        ab: torch.Tensor,
+        ba: torch.Tensor,
+        ij: torch.Tensor,
+        delta: torch.Tensor,
+        accept: torch.Tensor,
+    ) -> None:
+        """Swap the accepted pairs and update energies and fields by rows of ``2 Q``.
+
+        ``delta`` is consumed (zeroed where rejected) to spare an allocation per step.
+        """
+        self.E.add_(delta.mul_(accept))
+        self.perm.scatter_(2, torch.where(accept[..., None], ba, ab), ij)
+        if self.dense_updates:
+            pick = torch.where(accept[..., None], ij, self.ghost)
+            pick += self.row_base.view(self.B, self.R, 1)
+            rows = self.Q2_rows.index_select(0, pick.view(-1)).view(self.B, self.R, 2, self.n1)
+            self.g.add_(rows[:, :, 1]).sub_(rows[:, :, 0])
+            return
+        moved = accept.view(-1).nonzero().squeeze(1)
+        if moved.numel():
+            pick = (
+                ij.view(-1, 2).index_select(0, moved)
+                + self.row_base.index_select(0, moved)[:, None]
+            )
+            rows = self.Q2_rows.index_select(0, pick.view(-1)).view(-1, 2, self.n1)
+            self.g.view(-1, self.n1).index_add_(0, moved, rows[:, 1] - rows[:, 0])
+
+    def sweep(self, beta: torch.Tensor) -> None:
+        """``n`` proposal steps, every replica of every block proposing one move per step."""
+        ab, ba, threshold = self.proposals(beta)
+        accept = torch.empty((self.B, self.R), dtype=torch.bool, device=self.device)
+        for t in range(self.n):
+            ij, delta = self.delta(ab[t])
+            torch.le(delta, threshold[t], out=accept)
+            self.apply(ab[t], ba[t], ij, delta, accept)
+
+    def keep_best(self) -> bool:
+        """Remember states that beat their replica's best; whether any did by more than noise."""
+        significant = bool((self.E < self.best_E - self.tol).any())
+        better = self.E < self.best_E
+        self.best_E = torch.where(better, self.E, self.best_E)
+        self.best_perm = torch.where(better[..., None], self.perm, self.best_perm)
+        return significant
+
+
+class GPUAnnealSampler(dimod.Sampler):
+    """Cardinality-preserving simulated annealing of many blocks at once, in torch.
+
+    ``cardinality=[(variables, k), ...]`` (disjoint groups; for a SPIN BQM a 1 is a +1) is
+    kept exactly: initial states are random feasible states (or the given ones, checked) and
+    every move swaps a 1 and a 0 of one group; variables in no group take single flips. One
+    sweep is ``n`` proposals per replica. Each read returns the best state its replica held
+    at a sweep boundary, with its energy recomputed in float64.
+
+    ``device`` defaults to CUDA when available; ``dtype`` (default float32; a torch dtype or
+    its name, as ``--solver-option dtype=float64`` gives it) is the precision of the annealing
+    arithmetic only. ``num_threads`` is torch's intra-op thread count while annealing on CPU
+    (default 1): a step's tensors are small, so more threads only add synchronisation, which
+    collapses (steps 100x slower, measured) when another process shares the cores; the
+    previous setting is restored afterwards. ``None`` leaves torch's setting alone.
+    """
+
+    parameters = {
+        "cardinality": [],
+        "initial_states": [],
+        "initial_states_generator": ["random", "tile", "none"],
+        "num_reads": [],
+        "num_sweeps": [],
+        "beta_range": [],
+        "beta_schedule_type": ["geometric", "linear"],
+        "seed": [],
+        "time_limit": [],
+        "early_stop": [],
+    }
+
+    def __init__(
+        self,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | str | None = None,
+        num_threads: int | None = 1,
+    ):
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype.removeprefix("torch."), None)
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a torch floating-point dtype, got {dtype!r}")
+        self.dtype = torch.float32 if dtype is None else dtype
+        self.num_threads = num_threads
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return {"device": str(self.device), "dtype": str(self.dtype)}
+
+    def sample(
+        self,
+        bqm: dimod.BinaryQuadraticModel,
+        cardinality: Cardinality | None = None,
+        initial_states: Any = None,
+        **params: Any,
+    ) -> dimod.SampleSet:
+        """Anneal one BQM; see :meth:`sample_batch` for the parameters."""
+        return self.sample_batch(
+            [bqm], cardinality=[cardinality], initial_states=[initial_states], **params
+        )[0]
+
+    def sample_batch(
+        self,
+        bqms: Sequence[dimod.BinaryQuadraticModel],
+        cardinality: Sequence[Cardinality | None] | None = None,
+        initial_states: Sequence[Any] | None = None,
+        num_reads: int | None = None,
+        num_sweeps: int = 1000,
+        beta_range: tuple[float, float] | None = None,
+        beta_schedule_type: str = "geometric",
+        seed: int | None = None,
+        time_limit: float | None = None,
+        early_stop: int | None = None,
+        initial_states_generator: str = "random",
+    ) -> list[dimod.SampleSet]:
+        """Anneal many BQMs in one tensor program per size; one sample set per BQM, in order.
+
+        Args:
+            cardinality: per BQM, ``[(variables, k), ...]`` or ``None``.
+            initial_states: per BQM, samples-like (``(array, labels)``, a sample set, an
+                array in ``bqm.variables`` order) or ``None``; they must be feasible.
+            num_reads: replicas per BQM; default the most initial states given, else 16.
+            num_sweeps: sweeps of ``n`` proposals each.
+            beta_range: ``(hot, cold)`` inverse temperatures; default per BQM from its biases
+                (:func:`default_beta_range`).
+            beta_schedule_type: ``"geometric"`` or ``"linear"`` from hot to cold.
+            seed: seeds a ``torch.Generator``; runs on CPU are then reproducible.
+            time_limit: seconds; annealing stops at the first sweep boundary past it.
+            early_stop: stop after this many sweeps in which no replica of a size group
+                improved its best energy.
+            initial_states_generator: how reads beyond the given states start: ``"random"``
+                feasible states, ``"tile"`` the given ones repeated, ``"none"`` (error).
+        """
+        started = time.perf_counter()
+        bqms = list(bqms)
+        cards = list(cardinality) if cardinality is not None else [None] * len(bqms)
+        inits = list(initial_states) if initial_states is not None else [None] * len(bqms)
+        if not len(bqms) == len(cards) == len(inits):
+            raise ValueError("cardinality and initial_states need one entry per BQM")
+        if beta_schedule_type not in self.parameters["beta_schedule_type"]:
+            raise ValueError(
+                f"beta_schedule_type must be 'geometric' or 'linear', got {beta_schedule_type!r}"
+            )
+        if initial_states_generator not in self.parameters["initial_states_generator"]:
+            raise ValueError(f"unknown initial_states_generator {initial_states_generator!r}")
+        if num_sweeps < 0 or (num_reads is not None and num_reads < 1):
+            raise ValueError("num_sweeps must be >= 0 and num_reads >= 1")
+        if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
+            raise ValueError(f"beta_range must be 0 < hot <= cold, got {beta_range}")
+
+        problems = [_as_problem(b, c, i) for b, c, i in zip(bqms, cards, inits)]
+        if num_reads is None:
+            given = [len(p.init) for p in problems if p.init is not None]
+            num_reads = max(given) if given and max(given) > 0 else 16
+        short = [i for i, p in enumerate(problems) if p.init is None or len(p.init) < num_reads]
+        if initial_states_generator == "none" and short:
+            raise ValueError(
+                f"initial_states_generator='none' needs {num_reads} initial states per BQM; "
+                f"BQM {short[0]} has fewer"
+            )
+
+        generator = torch.Generator(device=self.device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        deadline = None if time_limit is None else started + float(time_limit)
+
+        out: list[dimod.SampleSet | None] = [None] * len(problems)
+        with self._threads():
+            for n in sorted({p.n for p in problems}):
+                members = [i for i, p in enumerate(problems) if p.n == n]
+                batch = [problems[i] for i in members]
+                X, info = self._anneal(
+                    batch,
+                    num_reads,
+                    num_sweeps,
+                    beta_range,
+                    beta_schedule_type,
+                    initial_states_generator,
+                    generator,
+                    deadline,
+                    early_stop,
+                )
+                for i, p, Xb, meta in zip(members, batch, X, info):
+                    meta["time_s"] = time.perf_counter() - started
+                    out[i] = _sampleset(p, Xb, meta)
+        return out
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run with ``num_threads`` intra-op threads on CPU, restoring torch's setting."""
+        if self.device.type != "cpu" or self.num_threads is None:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def _anneal(
+        self,
+        problems: list[_Problem],
+        num_reads: int,
+        num_sweeps: int,
+        beta_range: tuple[float, float] | None,
+        schedule: str,
+        generator_mode: str,
+        generator: torch.Generator,
+        deadline: float | None,
+        early_stop: int | None,
+    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Anneal equal-size problems together; best states (int8, per problem) and info."""
+        n, B, R = problems[0].n, len(problems), num_reads
+        ranges = [beta_range or default_beta_range(p.Q) for p in problems]
+        if n == 0:
+            return [np.zeros((R, 0), dtype=np.int8)] * B, [
+                {"beta_range": r, "num_sweeps": 0, "stopped": None} for r in ranges
+            ]
+        space = np.geomspace if schedule == "geometric" else np.linspace
+        betas = torch.as_tensor(
+            np.stack([space(hot, cold, num_sweeps) for hot, cold in ranges]),
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+        X0 = torch.zeros((B, R, n + 1), dtype=torch.int8)
+        given = torch.zeros((B, R), dtype=torch.bool)
+        for b, p in enumerate(problems):
+            m = 0 if p.init is None else len(p.init)
+            if m:
+                rows = np.arange(R if generator_mode == "tile" else min(m, R)) % m
+                X0[b, : len(rows), :n] = torch.as_tensor(p.init[rows])
+                given[b, : len(rows)] = True
+
+        annealer = _Annealer(problems, R, self.device, self.dtype, generator)
+        annealer.start(X0.to(self.device), given.to(self.device))
+        stopped, idle, done = None, 0, 0
+        for s in range(num_sweeps):
+            annealer.sweep(betas[:, s])
+            done = s + 1
+            if done % _REFRESH_EVERY == 0:
+                annealer.refresh()
+            idle = 0 if annealer.keep_best() else idle + 1
+            if early_stop is not None and idle >= early_stop:
+                stopped = "early_stop"
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                stopped = "time_limit"
+                break
+        X = annealer.states(annealer.best_perm)[:, :, :n].to(torch.int8).cpu().numpy()
+        info = [{"beta_range": r, "num_sweeps": done, "stopped": stopped} for r in ranges]
+        return list(X), info
+
+
+def _sampleset(problem: _Problem, X: np.ndarray, info: dict[str, Any]) -> dimod.SampleSet:
+    """Samples in the BQM's vartype with float64 energies ``x^T Q x + offset`` (BLAS, not
+    dimod's per-term loop, which dominates the cost for large dense blocks)."""
+    Xf = X.astype(np.float64)
+    energy = np.einsum("mi,mi->m", Xf @ problem.Q, Xf) + problem.offset
+    samples = 2 * X - 1 if problem.bqm.vartype is dimod.SPIN else X
+    return dimod.SampleSet.from_samples(
+        (samples, problem.variables), problem.bqm.vartype, energy=energy, info=info
+    )
