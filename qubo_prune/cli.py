@@ -80,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true")
 
     cmp_ = sub.add_parser("compare", help="solve the same recorded blocks with several backends")
-    cmp_.add_argument("--solvers", default="exact,neal,tabu,steepest-descent")
+    cmp_.add_argument(
+        "--solvers",
+        default="exact,neal,tabu,steepest-descent",
+        help="comma-separated; LABEL=SOLVER adds a variant, e.g. neal-low=neal with "
+        "--solver-opt neal-low:penalty_scale=0.01",
+    )
     cmp_.add_argument(
         "--solver-opt",
         action="append",
@@ -193,12 +198,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from qubo_prune.compare import compare_solvers, per_solver_options
+    from qubo_prune.compare import compare_solvers, per_solver_options, split_solvers
 
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
     compare_solvers(
         solvers,
-        per_solver_options(args.solver_opt, solvers),
+        per_solver_options(args.solver_opt, list(split_solvers(solvers))),
         blocks_path=args.blocks,
         out=args.out,
         record_size=args.record_size,

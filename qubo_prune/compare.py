@@ -20,7 +20,24 @@ from qubo_prune.cost import check_budget, estimate_block_cost
 from qubo_prune.decode import decide
 from qubo_prune.registry import BackendError, get_backend, get_spec, parse_options
 
-__all__ = ["compare_solvers", "per_solver_options", "record_garment_blocks", "solve_all"]
+__all__ = [
+    "compare_solvers",
+    "per_solver_options",
+    "record_garment_blocks",
+    "solve_all",
+    "split_solvers",
+]
+
+
+def split_solvers(entries: Sequence[str]) -> dict[str, str]:
+    """``["neal", "neal-low=neal"]`` -> ``{"neal": "neal", "neal-low": "neal"}`` (label: solver)."""
+    out = {}
+    for entry in entries:
+        label, _, name = entry.partition("=")
+        if label in out:
+            raise ValueError(f"solver label {label!r} appears twice; name variants LABEL=SOLVER")
+        out[label] = name or label
+    return out
 
 
 def per_solver_options(pairs: Sequence[str], solvers: Sequence[str]) -> dict[str, dict]:
@@ -63,15 +80,15 @@ def record_garment_blocks(path: Path, block_size: int, count: int, seed: int = 0
 
 def solve_all(
     blocks: Sequence[Block],
-    solvers: Sequence[str],
+    solvers: Mapping[str, str],
     options: Mapping[str, Mapping[str, Any]],
     max_cost: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (block, solver): energy, feasibility before repair, time, cost, status."""
     # Every paid solver is priced over all blocks before any client is built or job sent.
-    costs = {s: estimate_block_cost(s, options.get(s, {})) for s in solvers}
+    costs = {s: estimate_block_cost(name, options.get(s, {})) for s, name in solvers.items()}
     check_budget([costs[s] for s in solvers for _ in blocks], max_cost)
-    backends = {s: get_backend(s, **dict(options.get(s, {}))) for s in solvers}
+    backends = {s: get_backend(name, **dict(options.get(s, {}))) for s, name in solvers.items()}
     rows = []
     for i, block in enumerate(blocks):
         for name, backend in backends.items():
@@ -114,22 +131,20 @@ def solve_all(
                     "cost_usd": costs[name].usd,
                 }
             )
-    _add_gaps(rows, exact_known="exact" in solvers)
+    _add_gaps(rows, exact={s for s, name in solvers.items() if name == "exact"})
     return rows
 
 
-def _add_gaps(rows: list[dict[str, Any]], exact_known: bool) -> None:
+def _add_gaps(rows: list[dict[str, Any]], exact: set[str]) -> None:
     best: dict[int, float] = {}
     for r in rows:
         if r["status"] == "solved":
             best[r["block"]] = min(best.get(r["block"], np.inf), r["energy"])
-    exact_blocks = {r["block"] for r in rows if r["solver"] == "exact" and r["status"] == "solved"}
+    exact_blocks = {r["block"] for r in rows if r["solver"] in exact and r["status"] == "solved"}
     for r in rows:
         b = best.get(r["block"], np.nan)
         r["best_known"] = b
-        r["reference"] = (
-            "exact optimum" if exact_known and r["block"] in exact_blocks else "best found"
-        )
+        r["reference"] = "exact optimum" if r["block"] in exact_blocks else "best found"
         gap = r["energy"] - b if r["status"] == "solved" else np.nan
         r["gap"] = gap
         # Relative to the improvement the best answer makes over the current mask.
@@ -179,8 +194,10 @@ def compare_solvers(
     """Solve every block with every solver; print a table, write CSV, JSON and a PNG to ``out``."""
     if not solvers:
         raise ValueError("name at least one solver")
+    variants = split_solvers(solvers)
+    solvers = list(variants)
     for s in solvers:
-        get_spec(s)  # unknown names fail here, before any block is recorded or solved
+        get_spec(variants[s])  # unknown names fail here, before any block is recorded or solved
     if blocks_path is not None:
         if not blocks_path.exists():
             raise FileNotFoundError(f"no recorded blocks at {blocks_path}")
@@ -192,7 +209,7 @@ def compare_solvers(
             f"classifier into {blocks_path}"
         )
         blocks = record_garment_blocks(blocks_path, record_size, record_count)
-    rows = solve_all(blocks, solvers, options, max_cost)
+    rows = solve_all(blocks, variants, options, max_cost)
     summary = summarise(rows, solvers)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "compare.csv", "w", newline="") as f:

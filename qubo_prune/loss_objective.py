@@ -1,9 +1,12 @@
 """Objective 1 of the math note: the second-order change of the model's loss over a block.
 
-Gradient and Hessian are taken with respect to the block's weights only (``torch.func`` on a
-function of the block vector), so the cost scales with the block, not the model:
-``exact`` differentiates twice; ``fisher`` uses per-sample gradients ``1/N sum g_s g_s^T``
-(positive semi-definite, the choice that scales).
+Gradient and Hessian are taken with respect to the block's weights only, so the cost scales
+with the block, not the model: ``exact`` differentiates twice (``torch.func``); ``fisher`` uses
+per-sample gradients ``1/N sum g_s g_s^T`` (positive semi-definite, the choice that scales);
+``gauss-newton`` uses ``1/N sum J_s^T H_out,s J_s`` with ``J_s`` the Jacobian of the model's
+outputs (positive semi-definite; for a ReLU network it equals the exact Hessian of one layer).
+For an ``nn.Linear`` weight fed 2-D inputs both factor through the layer: the per-sample gradient
+of weight ``(r, c)`` is ``delta_s[r] * x_s[c]``, so no full-size per-sample gradient is formed.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jacrev, vmap
+from torch.func import functional_call, grad, hessian, jacrev, vmap
 
 from qubo_prune.block import Block
 
 __all__ = ["HESSIANS", "LossObjective", "taylor_block"]
 
-HESSIANS = ("fisher", "exact")
+HESSIANS = ("fisher", "gauss-newton", "exact")
 
 
 def taylor_block(
@@ -91,7 +94,15 @@ class LossObjective:
     def gradient_hessian(
         self, name: str, coords: np.ndarray, X: torch.Tensor, y: torch.Tensor
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Gradient and Hessian (exact or empirical Fisher) of the loss over the block."""
+        """Gradient and Hessian (per ``self.hessian``) of the loss over the block."""
+        factors = None if self.hessian == "exact" else self._linear_factors(name, X, y)
+        if factors is not None:
+            return self._from_factors(factors, coords, X.shape[0])
+        if self.hessian == "gauss-newton":
+            raise ValueError(
+                f"the gauss-newton Hessian needs {name!r} to be an nn.Linear weight fed 2-D "
+                "inputs; use hessian='fisher' or 'exact'"
+            )
         idx = torch.as_tensor(coords, dtype=torch.long)
         f = self._block_loss(name, idx)
         v = dict(self.model.named_parameters())[name].detach().reshape(-1)[idx].clone()
@@ -107,6 +118,63 @@ class LossObjective:
             g = G.mean(0)
             H = G.T @ G / G.shape[0]
         return g.double().numpy(), H.double().numpy()
+
+    def _linear_factors(
+        self, name: str, X: torch.Tensor, y: torch.Tensor
+    ) -> dict[str, torch.Tensor] | None:
+        """Layer inputs ``x``, per-sample output gradients ``delta`` and (Gauss-Newton) the
+        output Jacobians ``B`` and loss Hessians ``H_out``, from one forward pass."""
+        module_name, _, attr = name.rpartition(".")
+        module = dict(self.model.named_modules()).get(module_name)
+        if not isinstance(module, nn.Linear) or attr != "weight":
+            return None
+        seen: dict[str, torch.Tensor] = {}
+
+        def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor):
+            seen["x"] = inputs[0].detach()
+            seen["z"] = torch.zeros_like(out, requires_grad=True)
+            return out + seen["z"]
+
+        handle = module.register_forward_hook(hook)
+        try:
+            out = self.model(X)
+        finally:
+            handle.remove()
+        x, z = seen["x"], seen["z"]
+        if x.ndim != 2 or out.ndim != 2:
+            return None
+        N = X.shape[0]
+        loss = self.loss_fn(out, y)
+        keep = self.hessian == "gauss-newton"
+        (dz,) = torch.autograd.grad(loss, [z], retain_graph=keep)
+        factors = {"x": x.double(), "delta": N * dz.double()}  # the loss averages N samples
+        if keep:
+            rows = [
+                torch.autograd.grad(out[:, k].sum(), [z], retain_graph=True)[0]
+                for k in range(out.shape[1])
+            ]
+            factors["B"] = torch.stack(rows, 1).double()  # (N, outputs, layer outputs)
+
+            def one(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return self.loss_fn(o[None], t[None])
+
+            factors["H_out"] = vmap(hessian(one))(out.detach(), y).double()
+        return factors
+
+    def _from_factors(
+        self, f: dict[str, torch.Tensor], coords: np.ndarray, N: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = np.divmod(np.asarray(coords), f["x"].shape[1])
+        r, c = torch.as_tensor(rows), torch.as_tensor(cols)
+        xc = f["x"][:, c]  # (N, n)
+        G = f["delta"][:, r] * xc  # per-sample gradients of the block
+        g = G.mean(0)
+        if "B" not in f:
+            return g.numpy(), (G.T @ G / N).numpy()
+        J = f["B"][:, :, r] * xc[:, None, :]  # (N, outputs, n)
+        HJ = torch.einsum("skl,sln->skn", f["H_out"], J)
+        H = torch.einsum("skn,skm->nm", J, HJ) / N
+        return g.numpy(), ((H + H.T) / 2).numpy()
 
     def block(
         self,

@@ -158,3 +158,26 @@ def test_bad_input_gets_clear_error_before_work(argv, message, capsys, tmp_path)
     err = capsys.readouterr().err
     assert message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_takes_labelled_variants_of_one_solver(tmp_path):
+    blocks = recorded_blocks(tmp_path / "blocks.npz", n=12, count=2)
+    out = tmp_path / "cmp"
+    assert (
+        main(
+            [
+                "compare",
+                "--blocks",
+                str(blocks),
+                "--solvers",
+                "exact,sd=steepest-descent,sd-low=steepest-descent",
+                "--solver-opt",
+                "sd-low:penalty_scale=0.01",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = {s["solver"]: s for s in json.loads((out / "compare.json").read_text())["summary"]}
+    assert set(summary) == {"exact", "sd", "sd-low"}

@@ -1,0 +1,85 @@
+"""SmolLM2-135M at 50% unstructured and 2:4: dense, magnitude, Wanda, SparseGPT, iCBS.
+
+Prints one row per run (perplexity, mean layer error on dense inputs as docs/anchors.md
+reports it, pruning time, peak RSS) and writes benchmarks/results/llm.json. Each run is its
+own process, so peak RSS is per run, and each resumes if interrupted (runs/bench-llm/NAME).
+
+    python benchmarks/llm.py [--only wanda,sparsegpt] [--solver gpu-anneal --solver-opt ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RUNS = {
+    "magnitude-50": ["--method", "magnitude", "--pattern", "unstructured"],
+    "wanda-50": ["--method", "wanda", "--pattern", "unstructured"],
+    "sparsegpt-50": ["--method", "sparsegpt", "--pattern", "unstructured"],
+    "icbs-50": ["--method", "icbs", "--pattern", "unstructured"],
+    "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
+    "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
+    "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
+    "icbs-2:4": ["--method", "icbs", "--pattern", "2:4"],
+}
+
+
+def dense_perplexity(eval_windows: int) -> float:
+    from qubo_prune.llm_model import load_causal_lm
+    from qubo_prune.perplexity import perplexity
+    from qubo_prune.text import PYTHON_DOCS, evaluation_windows, token_stream
+
+    model, tokenizer = load_causal_lm("smollm2")
+    windows = evaluation_windows(token_stream(tokenizer, PYTHON_DOCS / "library"), eval_windows)
+    return perplexity(model, windows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
+    parser.add_argument("--solver", default="gpu-anneal")
+    parser.add_argument("--solver-opt", action="append", default=[])
+    parser.add_argument("--icbs-args", default="--iterations 1 --block-size 32")
+    parser.add_argument("--eval-windows", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-llm"))
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or ["dense", *RUNS]
+    results = {}
+    result_file = ROOT / "results" / "llm.json"
+    if result_file.exists():
+        results = json.loads(result_file.read_text())
+    for name in names:
+        if name == "dense":
+            results["dense"] = {"perplexity": dense_perplexity(args.eval_windows)}
+        else:
+            cmd = [sys.executable, "-m", "qubo_prune.cli", "prune-llm", "--model", "smollm2"]
+            cmd += [*RUNS[name], "--out", str(args.out / name.replace(":", "-"))]
+            cmd += ["--eval-windows", str(args.eval_windows), "--no-progress"]
+            if name.startswith("icbs"):
+                cmd += ["--solver", args.solver, *args.icbs_args.split()]
+                cmd += [a for opt in args.solver_opt for a in ("--solver-opt", opt)]
+            subprocess.run(cmd, check=True)
+            report = json.loads((args.out / name.replace(":", "-") / "report.json").read_text())
+            results[name] = {k: v for k, v in report.items() if k != "layers"} | {"command": cmd}
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        result_file.write_text(json.dumps(results, indent=1))
+        r = results[name]
+        print(
+            f"{name:14s} ppl {r['perplexity']:9.3f}  "
+            + (
+                f"err {r['mean_dense_layer_error']:.4f}  {r['prune_seconds']:7.1f} s  "
+                f"{r['peak_rss_mb']:6.0f} MB"
+                if "prune_seconds" in r
+                else ""
+            ),
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
