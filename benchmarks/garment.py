@@ -1,6 +1,6 @@
 """Garment classifier benchmark: accuracy vs density for magnitude, Wanda and iCBS.
 
-    python benchmarks/garment.py                       # densities 0.1..0.5, tabu, 20 epochs x 3
+    python benchmarks/garment.py                       # densities 0.1..0.5, tabu, 40 epochs x 3
     python benchmarks/garment.py --solver neal --densities 0.1 --epochs 10
 
 Prints the table and saves JSON (per density: magnitude, Wanda, iCBS accuracy, iCBS accuracy
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--solver", default="tabu")
     parser.add_argument("--solver-opt", action="append", default=[])
     parser.add_argument("--densities", default="0.1,0.2,0.3,0.4,0.5")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--steps-per-epoch", type=int, default=3)
     parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--granularity", default="tensor")

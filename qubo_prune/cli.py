@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="prune the garment classifier: magnitude, Wanda, iCBS")
     _add_solver_args(demo)
-    _add_icbs_args(demo, block_size=1024, epochs=4, steps=3)
+    _add_icbs_args(demo, block_size=1024, epochs=10, steps=3)
     demo.add_argument("--densities", type=_floats, default=[0.1, 0.2, 0.3])
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument(

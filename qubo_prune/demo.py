@@ -56,7 +56,7 @@ def run_demo(
     solver_options: Mapping[str, Any] | None = None,
     densities: Sequence[float] = (0.1, 0.2, 0.3),
     block_size: int = 1024,
-    epochs: int = 4,
+    epochs: int = 10,
     steps_per_epoch: int = 3,
     samples_per_step: int = 1024,
     seed: int = 0,

@@ -108,7 +108,9 @@ class ICBSPruner:
         selection: score that picks the most doubtful weights (or ``random``).
         hessian: ``fisher`` (per-sample gradients) or ``exact`` (autograd on the block).
         ridge, gradient_scale: ``ridge ||delta||^2`` term and multiplier of the gradient term.
-        tabu_fraction, fixed_prune, fixed_keep: see :class:`BlockSelector`.
+        tabu_fraction, fixed_prune, fixed_keep, tensor_choice: see :class:`BlockSelector`;
+            the defaults (with ``gradient_scale=0.75``) are the paper's garment configuration,
+            with steps spread over tensors in proportion to their size.
         epochs, steps_per_epoch: the run has ``epochs * steps_per_epoch`` steps.
         samples_per_step: data samples drawn for each step's gradient and Hessian.
         checkpoint: file where masks are saved after every step, and resumed from.
@@ -116,6 +118,8 @@ class ICBSPruner:
         check_loss: apply an accepted swap only if the loss measured on an independent batch
             does not rise (the quadratic model is a second-order approximation; large swaps
             can be mispredicted). The predicted and measured changes are both recorded.
+        check_samples: size of that independent batch (a forward pass is cheap; a large batch
+            keeps the noise of the measurement below the size of a step's gain).
         max_cost: USD the run may spend on a paid solver; a paid solver without it, or with an
             estimate above it, is refused before anything is sent.
         dry_run: build and price every block, send nothing, and leave the model dense.
@@ -134,11 +138,11 @@ class ICBSPruner:
         selection: str = "gradient",
         hessian: str = "fisher",
         ridge: float = 1e-3,
-        gradient_scale: float = 1.0,
-        tabu_fraction: float = 0.0,
-        fixed_prune: float = 0.0,
-        fixed_keep: float = 0.0,
-        tensor_choice: str = "cycle",
+        gradient_scale: float = 0.75,
+        tabu_fraction: float = 0.4,
+        fixed_prune: float = 0.42,
+        fixed_keep: float = 0.35,
+        tensor_choice: str = "proportional",
         epochs: int = 10,
         steps_per_epoch: int = 3,
         samples_per_step: int = 1024,
@@ -146,6 +150,7 @@ class ICBSPruner:
         checkpoint: str | Path | None = None,
         record_blocks: bool = False,
         check_loss: bool = True,
+        check_samples: int = 8192,
         max_cost: float | None = None,
         dry_run: bool = False,
         progress: bool = True,
@@ -203,6 +208,7 @@ class ICBSPruner:
             samples_per_step=int(samples_per_step),
             seed=int(seed),
             check_loss=bool(check_loss),
+            check_samples=int(check_samples),
         )
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.record_blocks = record_blocks
@@ -250,9 +256,10 @@ class ICBSPruner:
             for step in bar:
                 # the swap is built on one batch and checked on an independent one
                 size = min(p["samples_per_step"], len(X))
-                total = 2 * size if p["check_loss"] and 2 * size <= len(X) else size
+                extra = min(p["check_samples"], len(X) - size) if p["check_loss"] else 0
+                total = size + extra
                 idx = torch.as_tensor(rng.choice(len(X), size=total, replace=False))
-                build, check = idx[:size], idx[size:] if total > size else idx
+                build, check = idx[:size], idx[size:] if extra > 0 else idx
                 record = self._step(
                     step,
                     state,
