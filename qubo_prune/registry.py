@@ -253,14 +253,14 @@ def get_backend(name: str, **options: Any) -> Backend:
         raise BackendError(f"solver {name!r} has no credentials: {problem}")
     module_name, _, attr = spec.factory.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
-    sampler_opts = {k: v for k, v in options.items() if k not in GENERIC_OPTIONS}
-    sampler = factory(**_validated(name, sampler_opts, factory))
-    accepted = set(getattr(sampler, "parameters", {})) | set(GENERIC_OPTIONS)
-    unknown = [k for k in sampler_opts if k not in accepted and k not in _factory_params(factory)]
+    # Options the factory's signature names build the sampler; the rest go to sample().
+    built = _factory_params(factory)
+    sampler = factory(**{k: v for k, v in options.items() if k in built})
+    accepted = set(getattr(sampler, "parameters", {})) | set(GENERIC_OPTIONS) | built
+    unknown = [k for k in options if k not in accepted]
     if unknown:
         raise _unknown(f"option for solver {name!r}:", unknown[0], accepted)
-    call_opts = {k: v for k, v in options.items() if k not in _factory_params(factory)}
-    return Backend(spec, sampler, call_opts)
+    return Backend(spec, sampler, {k: v for k, v in options.items() if k not in built})
 
 
 def _factory_params(factory: Callable[..., Any]) -> set[str]:
@@ -271,8 +271,3 @@ def _factory_params(factory: Callable[..., Any]) -> set[str]:
     except (TypeError, ValueError):
         return set()
     return {p for p, v in params.items() if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
-
-
-def _validated(name: str, opts: Mapping[str, Any], factory: Callable[..., Any]) -> dict[str, Any]:
-    """Options the factory (constructor) takes; the rest are per-call sample parameters."""
-    return {k: v for k, v in opts.items() if k in _factory_params(factory)}
