@@ -22,6 +22,7 @@ import numpy as np
 from braket.devices import LocalSimulator
 
 from qubo_prune.backends.qaoa import (
+    QAOASampler,
     check_qubits,
     normalised,
     ramp_angles,
@@ -58,7 +59,7 @@ def qaoa_circuit(h: np.ndarray, couplings: Sequence[tuple[int, int, float]], rep
     return circuit
 
 
-class BraketQAOASampler(dimod.Sampler):
+class BraketQAOASampler(QAOASampler):
     """QAOA on ``braket.devices.LocalSimulator`` or, with ``device_arn``, an ``AwsDevice``.
 
     ``aws_profile`` picks a profile of the AWS config (``AWS_PROFILE`` or the default
@@ -100,11 +101,7 @@ class BraketQAOASampler(dimod.Sampler):
         self._s3_folder = tuple(s3_folder) if s3_folder else None
         self._timeout = float(timeout)
         name = device_arn or getattr(self._device, "arn", None) or type(self._device).__name__
-        self._properties = {"device": name, "max_qubits": max_qubits}
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
+        self._set_device(name, max_qubits)
 
     def sample(
         self,

@@ -72,3 +72,14 @@ def shots_to_sampleset(
     return dimod.SampleSet.from_samples_bqm(
         (X, variables), bqm, num_occurrences=np.asarray(counts, dtype=int), info=dict(info or {})
     ).truncate(len(X))
+
+
+class QAOASampler(dimod.Sampler):
+    """What both QAOA samplers share: the device they run on and how many qubits it has."""
+
+    def _set_device(self, device: str, max_qubits: int) -> None:
+        self._properties = {"device": device, "max_qubits": max_qubits}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return self._properties

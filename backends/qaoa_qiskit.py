@@ -19,7 +19,13 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qubo_prune.backends.qaoa import check_qubits, normalised, ramp_angles, shots_to_sampleset
+from qubo_prune.backends.qaoa import (
+    QAOASampler,
+    check_qubits,
+    normalised,
+    ramp_angles,
+    shots_to_sampleset,
+)
 from qubo_prune.limits import MAX_SIMULATED_QUBITS
 from qubo_prune.registry import BackendError
 
@@ -28,7 +34,7 @@ __all__ = ["QiskitQAOASampler"]
 OPTIMIZERS = ("cobyla", "nelder_mead", "spsa")
 
 
-class QiskitQAOASampler(dimod.Sampler):
+class QiskitQAOASampler(QAOASampler):
     """QAOA on a qiskit sampler primitive; one optimisation per ``sample`` call.
 
     ``ibm_backend`` (e.g. ``"ibm_torino"``) connects to IBM Quantum when the sampler is built,
@@ -51,11 +57,7 @@ class QiskitQAOASampler(dimod.Sampler):
             device, max_qubits = self._backend.name, int(self._backend.num_qubits)
         else:
             device, max_qubits = _simulator_name(), MAX_SIMULATED_QUBITS
-        self._properties = {"device": device, "max_qubits": max_qubits}
-
-    @property
-    def properties(self) -> dict[str, Any]:
-        return self._properties
+        self._set_device(device, max_qubits)
 
     def sample(
         self,
