@@ -57,10 +57,10 @@ def record_garment_blocks(path: Path, block_size: int, count: int, seed: int = 0
     """Record ``count`` real blocks from an iCBS run on the garment classifier (density 0.2)."""
     from torch.nn import functional as F
 
-    from qubo_prune.garment import load_dataset, trained_classifier
+    from qubo_prune.garment import load_fashion_mnist, trained_classifier
     from qubo_prune.icbs import ICBSPruner
 
-    data = load_dataset()
+    data = load_fashion_mnist()
     model = trained_classifier(data, seed=seed)
     pruner = ICBSPruner(
         0.2,

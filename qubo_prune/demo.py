@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from qubo_prune.block import save_blocks
-from qubo_prune.garment import Dataset, evaluate, load_dataset, trained_classifier
+from qubo_prune.garment import Dataset, evaluate, load_fashion_mnist, trained_classifier
 from qubo_prune.icbs import ICBSPruner, input_norms
 from qubo_prune.masks import MaskState
 from qubo_prune.scores import initial_mask, score, validate_density
@@ -99,7 +99,7 @@ def run_demo(
             f"solver {solver} is billed: estimated ${first.cost.usd * len(densities):.2f} "
             f"({first.cost.qpu_seconds * len(densities):.1f} QPU s) for the whole demo"
         )
-    data = load_dataset()
+    data = load_fashion_mnist()
     if train_subset:
         data = Dataset(
             data.name,

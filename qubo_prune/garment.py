@@ -23,7 +23,7 @@ __all__ = [
     "cache_dir",
     "evaluate",
     "garment_mlp",
-    "load_dataset",
+    "load_fashion_mnist",
     "trained_classifier",
 ]
 
@@ -68,7 +68,7 @@ def _find(root: Path, stem: str) -> Path | None:
     return None
 
 
-def load_dataset(root: Path = FASHION_MNIST_DIR, quiet: bool = False) -> Dataset:
+def load_fashion_mnist(root: Path = FASHION_MNIST_DIR, quiet: bool = False) -> Dataset:
     """Fashion-MNIST from the IDX files under ``root``, or digits if they are absent."""
     stems = [
         "train-images-idx3-ubyte",
