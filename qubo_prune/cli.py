@@ -145,10 +145,6 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _solver_options(pairs: Sequence[str]) -> dict:
-    return parse_options(pairs)
-
-
 def cmd_solvers() -> int:
     from qubo_prune.registry import available_backends
 
@@ -179,7 +175,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(
         solver=args.solver,
-        solver_options=_solver_options(args.solver_opt),
+        solver_options=parse_options(args.solver_opt),
         densities=args.densities,
         block_size=args.block_size,
         epochs=args.epochs,
@@ -223,7 +219,7 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         sparsity=args.sparsity,
         pattern=args.pattern,
         solver=args.solver,
-        solver_options=_solver_options(args.solver_opt),
+        solver_options=parse_options(args.solver_opt),
         block_size=args.block_size,
         iterations=args.iterations,
         rows_per_batch=args.rows_per_batch,

@@ -35,3 +35,17 @@ def tiny_data(seed: int = 0, n: int = 256):
     X = torch.randn(n, 12, generator=g)
     y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
     return X, y
+
+
+def fail_on_solve(monkeypatch, pruner, call: int, error: BaseException) -> None:
+    """Make the pruner's backend raise ``error`` on its ``call``-th solve (1-based)."""
+    original = pruner.backend.solve
+    calls = {"n": 0}
+
+    def solve(block):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise error
+        return original(block)
+
+    monkeypatch.setattr(pruner.backend, "solve", solve)

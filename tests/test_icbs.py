@@ -7,7 +7,7 @@ from torch.nn import functional as F
 
 from qubo_prune.icbs import ICBSPruner
 from qubo_prune.scores import initial_mask, kept_count
-from tests.conftest import tiny_data, tiny_mlp
+from tests.conftest import fail_on_solve, tiny_data, tiny_mlp
 from tests.test_registry import install_plugin
 
 NAMES = ["0.weight", "2.weight"]
@@ -138,16 +138,7 @@ def test_failure_mid_run_restores_the_dense_model(monkeypatch):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     X, y = tiny_data()
     pruner = ICBSPruner(0.5, "exact", block_size=8, epochs=3, steps_per_epoch=1, progress=False)
-    calls = {"n": 0}
-    original = pruner.backend.solve
-
-    def flaky(block):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("solver service went away")
-        return original(block)
-
-    monkeypatch.setattr(pruner.backend, "solve", flaky)
+    fail_on_solve(monkeypatch, pruner, 2, RuntimeError("solver service went away"))
     with pytest.raises(RuntimeError, match="went away"):
         pruner.prune(model, F.cross_entropy, X, y, NAMES)
     for k, v in model.state_dict().items():
@@ -161,16 +152,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
 
     ckpt = tmp_path / "run.pt"
     pruner = ICBSPruner(0.4, "exact", checkpoint=ckpt, **kw)
-    original = pruner.backend.solve
-    calls = {"n": 0}
-
-    def interrupt(block):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return original(block)
-
-    monkeypatch.setattr(pruner.backend, "solve", interrupt)
+    fail_on_solve(monkeypatch, pruner, 5, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         pruner.prune(tiny_mlp(), F.cross_entropy, X, y, NAMES)
     assert torch.load(ckpt, weights_only=False)["step"] == 4

@@ -11,7 +11,7 @@ from torch.nn import functional as F  # noqa: E402
 from qubo_prune.cost import BudgetError  # noqa: E402
 from qubo_prune.icbs import ICBSPruner  # noqa: E402
 from qubo_prune.registry import BackendError  # noqa: E402
-from tests.conftest import tiny_data, tiny_mlp  # noqa: E402
+from tests.conftest import fail_on_solve, tiny_data, tiny_mlp  # noqa: E402
 from tests.test_icbs import NAMES, check_density  # noqa: E402
 
 
@@ -83,16 +83,7 @@ def test_a_failed_task_leaves_its_block_unchanged(monkeypatch):
     model = tiny_mlp()
     X, y = tiny_data()
     pruner = ICBSPruner(0.4, "exact", block_size=8, epochs=3, steps_per_epoch=1, progress=False)
-    original = pruner.backend.solve
-    calls = {"n": 0}
-
-    def flaky(block):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise BackendError("task arn:... FAILED on the device")
-        return original(block)
-
-    monkeypatch.setattr(pruner.backend, "solve", flaky)
+    fail_on_solve(monkeypatch, pruner, 2, BackendError("task arn:... FAILED on the device"))
     result = pruner.prune(model, F.cross_entropy, X, y, NAMES)
     failed = result.history[1]
     assert "FAILED" in failed.error and not failed.accepted and failed.swapped == 0
