@@ -21,10 +21,12 @@ RUNS = {
     "wanda-50": ["--method", "wanda", "--pattern", "unstructured"],
     "sparsegpt-50": ["--method", "sparsegpt", "--pattern", "unstructured"],
     "icbs-50": ["--method", "icbs", "--pattern", "unstructured"],
+    "icbs-50-refit": ["--method", "icbs", "--pattern", "unstructured", "--refit"],
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
     "icbs-2:4": ["--method", "icbs", "--pattern", "2:4"],
+    "icbs-2:4-refit": ["--method", "icbs", "--pattern", "2:4", "--refit"],
 }
 
 
@@ -43,15 +45,13 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
     parser.add_argument("--solver", default="gpu-anneal")
     parser.add_argument("--solver-opt", action="append", default=[])
-    parser.add_argument("--icbs-args", default="--iterations 1 --block-size 32")
+    parser.add_argument("--icbs-args", default="--iterations 2 --block-size 64")
     parser.add_argument("--eval-windows", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-llm"))
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n] or ["dense", *RUNS]
     results = {}
     result_file = ROOT / "results" / "llm.json"
-    if result_file.exists():
-        results = json.loads(result_file.read_text())
     for name in names:
         if name == "dense":
             results["dense"] = {"perplexity": dense_perplexity(args.eval_windows)}
@@ -65,9 +65,11 @@ def main() -> int:
             subprocess.run(cmd, check=True)
             report = json.loads((args.out / name.replace(":", "-") / "report.json").read_text())
             results[name] = {k: v for k, v in report.items() if k != "layers"} | {"command": cmd}
-        result_file.parent.mkdir(parents=True, exist_ok=True)
-        result_file.write_text(json.dumps(results, indent=1))
         r = results[name]
+        # re-read before writing: runs of other invocations may have finished meanwhile
+        merged = json.loads(result_file.read_text()) if result_file.exists() else {}
+        result_file.parent.mkdir(parents=True, exist_ok=True)
+        result_file.write_text(json.dumps(merged | {name: r}, indent=1))
         print(
             f"{name:14s} ppl {r['perplexity']:9.3f}  "
             + (

@@ -204,20 +204,23 @@ def _prune_matrix(
     backend: Any,
     seed: int,
     name: str,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any] | None]:
-    """``(new weight, mask True = pruned, iCBS stats)`` of one ``(out, in)`` weight."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any] | None]:
+    """``(weights before refit, final weights, mask True = pruned, iCBS stats)`` of one
+    ``(out, in)`` weight; without ``config.refit`` both weights are the same."""
     G = acc.G
+    stats = None
     if config.method == "sparsegpt":
         W, mask = sparsegpt(W0, G, acc.tokens, pattern)
-        return W.to(W0.dtype), mask, None
-    if config.method == "magnitude":
+        W = W.to(W0.dtype)
+    elif config.method == "magnitude":
         mask = pattern_mask(W0.abs(), pattern)
-        return W0 * ~mask, mask, None
-    wanda = W0.abs().double() * G.diagonal().clamp(min=0).sqrt()
-    mask = pattern_mask(wanda, pattern)
-    stats = None
-    if config.method == "icbs":
-        mask, s = icbs_layer(
+        W = W0 * ~mask
+    else:
+        wanda = W0.abs().double() * G.diagonal().clamp(min=0).sqrt()
+        mask = pattern_mask(wanda, pattern)
+        W = W0 * ~mask
+    if config.method == "icbs":  # with refit, the search itself targets the refit error
+        final, mask, s = icbs_layer(
             W0,
             G,
             mask,
@@ -228,9 +231,11 @@ def _prune_matrix(
             rows_per_batch=config.rows_per_batch,
             seed=seed,
             tensor=name,
+            refit=config.refit,
         )
-        stats = asdict(s)
-    return W0 * ~mask, mask, stats
+        return W0 * ~mask, final.to(W0.dtype), mask, asdict(s)
+    final = refit_rows(W0, mask, G, current=W) if config.refit else W
+    return W, final.to(W0.dtype), mask, stats
 
 
 def _layer_file(out: Path, index: int) -> Path:
@@ -313,15 +318,13 @@ def prune_causal_lm(
         for j, (name, m) in enumerate(linears.items()):
             bar.set_postfix_str(name)
             start = time.perf_counter()
-            W0 = _matrix(m).detach().clone()
+            W0 = _matrix(m).detach().clone(memory_format=torch.contiguous_format)
             acc = hooks.grams[name]
-            W, mask, stats = _prune_matrix(
+            before, W, mask, stats = _prune_matrix(
                 W0, acc, config, pattern, backend, config.seed + 1000 * i + j, name
             )
             check_mask(mask, guaranteed)
-            mask_error = layer_error(W0, W, acc.G)
-            if config.refit:
-                W = refit_rows(W0, mask, acc.G).to(W0.dtype)
+            mask_error = layer_error(W0, before, acc.G)
             _matrix(m).copy_(W)
             param_mask = mask.T.contiguous() if _is_conv1d(m) else mask
             masks[f"{prefix}{i}.{name}.weight"] = param_mask

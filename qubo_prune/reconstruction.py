@@ -136,21 +136,30 @@ def build_blocks(
     groups: tuple[np.ndarray, ...],
     k: tuple[int, ...],
     tensor: str = "",
+    weights: torch.Tensor | None = None,
+    values: torch.Tensor | None = None,
 ) -> list[Block]:
-    """One Block per row of ``rows`` (``idx``: its columns), all built as batched tensors."""
+    """One Block per row of ``rows`` (``idx``: its columns), all built as batched tensors.
+
+    ``weights``: the current weights (default ``W0`` with the pruned ones zeroed); ``values``:
+    what each block weight becomes when kept (default ``W0``; a refit passes its kept weights
+    and a proposal for the pruned ones). The energy is the row's squared output error against
+    ``W0`` after the step, so the current state's energy is the current error.
+    """
     W0d = W0.double()[rows]
-    E = W0d * mask[rows].double()  # removed weights e
+    W = (W0 * ~mask if weights is None else weights).double()[rows]
+    V = (W0 if values is None else values).double()[rows]
+    E = W0d - W  # residual of every weight
     GE = E @ G  # (G e)_j per row
     I = torch.as_tensor(idx)
     Gbb = G[I[:, :, None], I[:, None, :]]  # (R, b, b)
-    D = torch.gather(W0d, 1, I)
-    eB = torch.gather(E, 1, I)
-    g_out = torch.gather(GE, 1, I) - torch.einsum("rij,rj->ri", Gbb, eB)  # (G e_out)_B
+    D = torch.gather(V, 1, I)
+    delta = D - torch.gather(W, 1, I)  # block residuals move from E_B to W0_B - V_B
+    g_out = torch.gather(GE, 1, I) - torch.einsum("rij,rj->ri", Gbb, delta)
     Q = D[:, :, None] * Gbb * D[:, None, :]
     Q.diagonal(dim1=1, dim2=2).add_(2.0 * D * g_out)
-    eGe = (E * GE).sum(dim=1)
-    const = eGe - 2.0 * (eB * torch.gather(GE, 1, I)).sum(dim=1)
-    const += torch.einsum("ri,rij,rj->r", eB, Gbb, eB)
+    const = (E * GE).sum(dim=1) - 2.0 * (delta * torch.gather(GE, 1, I)).sum(dim=1)
+    const += torch.einsum("ri,rij,rj->r", delta, Gbb, delta)
     current = torch.gather(mask[rows], 1, I).numpy().astype(np.int8)
     Qn, cn = Q.numpy(), const.numpy()
     cols = W0.shape[1]
@@ -180,24 +189,42 @@ def icbs_layer(
     rows_per_batch: int = 512,
     seed: int = 0,
     tensor: str = "",
-) -> tuple[torch.Tensor, ICBSStats]:
-    """Improve ``mask`` (True = pruned) of one layer; every count of the pattern is kept."""
+    refit: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, ICBSStats]:
+    """``(weights, mask, stats)``: ``mask`` (True = pruned) improved; every count of the pattern
+    is kept. The weights are ``W0`` masked, or with ``refit`` the refit of the final mask.
+
+    With ``refit`` the search scores masks by their error after the least-squares refit: each
+    iteration starts from the refit weights, kept weights keep their refit values and a pruned
+    one is proposed at its best single-weight value ``(G e)_j / G_jj``. A step's QUBO energy
+    bounds the error after the next refit, which is kept per row only where it is lower, so
+    the refit error never rises either.
+    """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
     rng = np.random.default_rng(seed)
-    mask = mask.clone()
-    scores = W0.abs().double() * G.diagonal().clamp(min=0).sqrt()  # Wanda scores
+    mask = mask.clone(memory_format=torch.contiguous_format)  # edited in place via view(-1)
+    diag = G.diagonal().clamp(min=0)
+    weights = values = None
     stats = ICBSStats()
     for it in range(iterations):
+        if refit:
+            weights = refit_rows(W0, mask, G, current=weights).double()
+            proposal = ((W0.double() - weights) @ G) / torch.where(diag > 0, diag, 1.0)
+            values = torch.where(mask, proposal, weights)
+        scores = (W0 if values is None else values).abs().double() * diag.sqrt()  # Wanda's rule
         idx_all, groups, k = select_blocks(scores, mask, pattern, block_size, rng, explore=it > 0)
         gain = 0.0
         if idx_all.shape[1] < 2 or all(v == 0 for v in k):
             stats.per_iteration_gain.append(0.0)
             continue
         flat = mask.view(-1)
+        flat_w = weights.view(-1) if weights is not None else None
         for start in range(0, W0.shape[0], rows_per_batch):
             rows = np.arange(start, min(start + rows_per_batch, W0.shape[0]))
-            blocks = build_blocks(W0, G, mask, rows, idx_all[rows], groups, k, tensor)
+            blocks = build_blocks(
+                W0, G, mask, rows, idx_all[rows], groups, k, tensor, weights, values
+            )
             for block, sampleset in zip(blocks, backend.solve_many(blocks)):
                 decision = decide(block, sampleset)
                 stats.blocks += 1
@@ -205,23 +232,37 @@ def icbs_layer(
                 if not decision.accepted:
                     continue
                 to_prune, to_restore = decision.swap(block)
-                flat[torch.as_tensor(block.coords[to_prune])] = True
-                flat[torch.as_tensor(block.coords[to_restore])] = False
+                prune_at = torch.as_tensor(block.coords[to_prune])
+                restore_at = torch.as_tensor(block.coords[to_restore])
+                flat[prune_at] = True
+                flat[restore_at] = False
+                if flat_w is not None:
+                    flat_w[prune_at] = 0.0
+                    flat_w[restore_at] = values.view(-1)[restore_at]
                 stats.accepted += 1
                 stats.swapped_weights += 2 * len(to_prune)
                 gain += decision.improvement
         stats.predicted_gain += gain
         stats.per_iteration_gain.append(gain)
-    return mask, stats
+    if not refit:
+        return W0 * ~mask, mask, stats
+    return refit_rows(W0, mask, G, current=weights), mask, stats
 
 
 def refit_rows(
-    W0: torch.Tensor, mask: torch.Tensor, G: torch.Tensor, damp: float = 0.01, chunk: int = 64
+    W0: torch.Tensor,
+    mask: torch.Tensor,
+    G: torch.Tensor,
+    damp: float = 0.01,
+    chunk: int = 64,
+    current: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Least-squares kept weights: per row ``w_S = (G_SS + lam I)^-1 (G w0)_S``, pruned stay 0.
 
     ``lam = damp * mean(diag G)`` keeps the solve stable where calibration inputs are
-    (nearly) collinear. Rows with equal kept counts are solved together as one batch.
+    (nearly) collinear; because it also shrinks the solution, a row whose refit error would
+    exceed that of ``current`` (default: ``W0`` masked) keeps ``current``. Rows with equal
+    kept counts are solved together as one batch.
     """
     W0d = W0.double()
     Gd = G + damp * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
@@ -238,5 +279,10 @@ def refit_rows(
             S = order[r, :count]
             A = Gd[S[:, :, None], S[:, None, :]]
             b = torch.gather(target[r], 1, S)
-            out[r[:, None], S] = torch.linalg.solve(A, b[..., None])[..., 0]
+            out[r[:, None], S] = torch.cholesky_solve(b[..., None], torch.linalg.cholesky(A))[
+                ..., 0
+            ]
+    base = W0d * ~mask if current is None else current.double()
+    worse = row_errors(W0d, out, G) > row_errors(W0d, base, G)
+    out[worse] = base[worse]
     return out.to(W0.dtype)

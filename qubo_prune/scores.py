@@ -52,22 +52,25 @@ def score(
 
 
 def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tensor") -> torch.Tensor:
-    """Bool mask (True = pruned) keeping the highest scores, exactly ``kept_count`` of them."""
+    """Bool mask (True = pruned) keeping the highest scores, exactly ``kept_count`` of them.
+
+    Ties are pruned in index order, as the Wanda and SparseGPT reference code's stable ascending
+    sort does; quantised weights tie often, so this decides which magnitude mask is reproduced.
+    """
     keep_total = kept_count(scores.numel(), density)
-    flat = scores.reshape(-1)
-    pruned = torch.ones(scores.numel(), dtype=torch.bool)
+    pruned = torch.zeros(scores.numel(), dtype=torch.bool)
     if granularity == "tensor":
-        order = torch.argsort(flat, descending=True, stable=True)
-        pruned[order[:keep_total]] = False
+        order = torch.argsort(scores.reshape(-1), stable=True)
+        pruned[order[: scores.numel() - keep_total]] = True
         return pruned.view_as(scores)
     if granularity != "row":
         raise ValueError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
     rows = scores.reshape(scores.shape[0], -1)
     per_row = _share(keep_total, rows.shape[0], rows.shape[1])
-    order = torch.argsort(rows, dim=1, descending=True, stable=True)
-    keep = torch.arange(rows.shape[1])[None, :] < per_row[:, None]
-    mask = torch.ones_like(rows, dtype=torch.bool)
-    mask.scatter_(1, order, ~keep)
+    order = torch.argsort(rows, dim=1, stable=True)
+    drop = torch.arange(rows.shape[1])[None, :] < (rows.shape[1] - per_row)[:, None]
+    mask = torch.zeros_like(rows, dtype=torch.bool)
+    mask.scatter_(1, order, drop)
     return mask.view_as(scores)
 
 

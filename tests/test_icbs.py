@@ -193,3 +193,19 @@ def test_initial_masks_keep_exactly_the_rounded_count(gran, shape, density):
     if gran == "row":
         per_row = (~m).sum(1)
         assert per_row.max() - per_row.min() <= 1
+    kept_scores = torch.where(m, np.inf, s).reshape(shape[0], -1)
+    pruned_scores = torch.where(m, s, -np.inf).reshape(shape[0], -1)
+    if gran == "tensor":
+        assert pruned_scores.max() <= kept_scores.min()
+    else:
+        assert (pruned_scores.max(1).values <= kept_scores.min(1).values).all()
+
+
+@pytest.mark.parametrize("gran", ["tensor", "row"])
+def test_initial_mask_prunes_ties_in_index_order_like_the_reference_code(gran):
+    s = torch.tensor([[2.0, 1.0, 1.0, 1.0], [1.0, 1.0, 3.0, 1.0]])
+    expected = {
+        "tensor": [[False, True, True, True], [True, False, False, False]],
+        "row": [[False, True, True, False], [True, True, False, False]],
+    }
+    assert initial_mask(s, 0.5, gran).tolist() == expected[gran]
