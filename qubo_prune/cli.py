@@ -129,7 +129,11 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
     p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
-    p.add_argument("--refit", action="store_true", help="least-squares refit of the kept weights")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="least-squares refit of the kept weights (icbs then searches masks for the refit error)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--calib-windows", type=int, default=32)

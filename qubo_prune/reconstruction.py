@@ -6,9 +6,13 @@ weights. A block ``B`` of row ``r`` (``e_out``: removed weights outside it) give
 
     E(x) = x^T [D G_BB D] x + sum_i x_i 2 w0_i (G e_out)_i + e_out^T G e_out
 
-so ``E`` is the row's whole squared error after the step. Every row gets one block per
-iteration; blocks are built for many rows at once as tensors, solved by ``Backend.solve_many``
-(one batched call when the backend batches) and decoded with the never-worse rule.
+so ``E`` is the row's whole squared error after the step. With a refit the current weights
+``w`` differ from ``w0`` and a weight kept at ``x_i = 0`` takes a value ``v_i`` (its refit value,
+or a proposal for a pruned one): with ``D = diag(v_B)`` and the residual ``c`` (``w0 - w``
+outside the block, ``w0 - v`` inside) the same algebra gives ``E(x) = (c + D x)^T G (c + D x)``.
+Every row gets one block per iteration; blocks are built for many rows at once as tensors,
+solved by ``Backend.solve_many`` (one batched call when the backend batches) and decoded with
+the never-worse rule.
 """
 
 from __future__ import annotations
