@@ -135,6 +135,9 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
         help="least-squares refit of the kept weights (icbs then searches masks for the refit error)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device", default="cpu", help="where the model's forward passes run: cpu, cuda, cuda:1"
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--calib-windows", type=int, default=32)
     p.add_argument("--eval-windows", type=int, default=64)
@@ -241,6 +244,7 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         seqlen=args.seqlen,
         dense_errors=not args.no_dense_errors,
         progress=not args.no_progress,
+        device=args.device,
     )
     print(format_summary(summary))
     return 0

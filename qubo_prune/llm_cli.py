@@ -9,6 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from qubo_prune.llm_prune import PruneConfig, prune_causal_lm, save_pruned
 from qubo_prune.text import PYTHON_DOCS, calibration_windows, evaluation_windows, token_stream
 
@@ -31,13 +33,25 @@ def run_prune_llm(
     seqlen: int = 512,
     dense_errors: bool = True,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary."""
+    """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary.
+
+    ``device`` runs the model's forward passes (calibration and evaluation) there; the pruning
+    math of each layer runs on the CPU in float64.
+    """
     from qubo_prune.llm_model import load_causal_lm
     from qubo_prune.perplexity import perplexity
 
     config.parsed_pattern()  # bad options fail before the model loads
+    try:  # a bad device fails here, before the model loads
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked, but torch sees no CUDA device here")
     model, tokenizer = load_causal_lm(model_name)
+    model.to(device)
     if tokenizer is None:
         raise FileNotFoundError(f"model folder {str(model_name)!r} holds no tokenizer")
     calib = calibration_windows(token_stream(tokenizer, calib_text), calib_windows, seqlen)

@@ -128,7 +128,7 @@ class _GramHooks:
                     self.grams.setdefault(name, acc)
                     if self.grams[name] is acc:
                         return
-            acc = self.grams.setdefault(name, GramAccumulator(x.shape[-1]))
+            acc = self.grams.setdefault(name, GramAccumulator(x.shape[-1], x.device))
             acc.add(x)
             self._window.append((x, acc))
 
@@ -138,8 +138,11 @@ class _GramHooks:
         self._window = []
 
     def remove(self) -> None:
+        """Detach the hooks and bring the Grams to the CPU, where the pruning math runs."""
         for h in self._handles:
             h.remove()
+        for acc in self.grams.values():
+            acc.G = acc.G.cpu()
 
 
 class _StopForward(Exception):
@@ -169,6 +172,7 @@ class _Stream:
 def _first_inputs(model: nn.Module, windows: torch.Tensor) -> _Stream:
     """Inputs of decoder layer 0 for every window: a pre-hook stores them and stops the forward."""
     first = decoder_layers(model)[0]
+    device = next(model.parameters()).device
     caught: dict[str, Any] = {}
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -180,7 +184,7 @@ def _first_inputs(model: nn.Module, windows: torch.Tensor) -> _Stream:
     try:
         for ids in windows:
             try:
-                model(ids[None, :], use_cache=False)
+                model(ids[None, :].to(device), use_cache=False)
             except _StopForward:
                 pass
             hidden.append(
@@ -318,7 +322,7 @@ def prune_causal_lm(
         for j, (name, m) in enumerate(linears.items()):
             bar.set_postfix_str(name)
             start = time.perf_counter()
-            W0 = _matrix(m).detach().clone(memory_format=torch.contiguous_format)
+            W0 = _matrix(m).detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
             acc = hooks.grams[name]
             before, W, mask, stats = _prune_matrix(
                 W0, acc, config, pattern, backend, config.seed + 1000 * i + j, name
@@ -328,7 +332,7 @@ def prune_causal_lm(
             _matrix(m).copy_(W)
             param_mask = mask.T.contiguous() if _is_conv1d(m) else mask
             masks[f"{prefix}{i}.{name}.weight"] = param_mask
-            tensors[f"{name}.weight"] = m.weight.detach().contiguous()
+            tensors[f"{name}.weight"] = m.weight.detach().cpu().contiguous()
             tensors[f"{name}.mask"] = param_mask
             reports.append(
                 LayerReport(

@@ -16,8 +16,10 @@ def perplexity(model: torch.nn.Module, windows: torch.Tensor, progress: bool = F
     from tqdm.auto import tqdm
 
     model.eval()
+    device = next(model.parameters()).device
     total, count = 0.0, 0
     for ids in tqdm(windows, desc="perplexity", disable=not progress, leave=False):
+        ids = ids.to(device)
         logits = model(ids[None, :], use_cache=False).logits[0, :-1].float()
         total += F.cross_entropy(logits, ids[1:], reduction="sum").item()
         count += ids.numel() - 1

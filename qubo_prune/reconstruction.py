@@ -40,18 +40,21 @@ __all__ = [
 
 
 class GramAccumulator:
-    """``G = sum_t u_t u_t^T`` over every calibration token.
+    """``G = sum_t u_t u_t^T`` over every calibration token, on the inputs' device.
 
-    Each window's product is computed in the inputs' precision (a few hundred terms) and
-    accumulated over windows in float64, where tens of thousands of terms would lose digits.
+    Each window's product is computed in the inputs' precision, at least float32 (a few hundred
+    terms; half precision would overflow), and accumulated over windows in float64, where tens
+    of thousands of terms would lose digits.
     """
 
-    def __init__(self, width: int):
-        self.G = torch.zeros(width, width, dtype=torch.float64)
+    def __init__(self, width: int, device: torch.device | str = "cpu"):
+        self.G = torch.zeros(width, width, dtype=torch.float64, device=device)
         self.tokens = 0
 
     def add(self, inputs: torch.Tensor) -> None:
         U = inputs.detach().reshape(-1, self.G.shape[0])
+        if U.element_size() < 4:
+            U = U.float()
         self.G += (U.T @ U).double()
         self.tokens += U.shape[0]
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from torch.nn import functional as F
 
 from qubo_prune.block import save_blocks
@@ -151,6 +152,12 @@ def test_compare_marks_blocks_too_large(tmp_path):
         (["demo", "--solver-opt", "num_raeds=3"], "num_reads"),
         (["compare", "--solvers", "exact,tabo"], "Did you mean 'tabu'"),
         (["compare", "--blocks", "/nonexistent/blocks.npz"], "no recorded blocks"),
+        (["prune-llm", "--device", "gpu0"], "unknown device 'gpu0'"),
+        pytest.param(
+            ["prune-llm", "--device", "cuda"],
+            "torch sees no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
+        ),
     ],
 )
 def test_bad_input_gets_clear_error_before_work(argv, message, capsys, tmp_path):

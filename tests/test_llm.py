@@ -126,6 +126,13 @@ def test_wanda_by_hand():
     assert model_mask.tolist() == [[True, False, False, True], [False, True, False, True]]
 
 
+def test_gram_of_half_precision_inputs_does_not_overflow():
+    acc = GramAccumulator(3)
+    acc.add(torch.full((2, 64, 3), 100.0, dtype=torch.float16))  # 128 * 1e4 > float16's max
+    assert acc.tokens == 128
+    torch.testing.assert_close(acc.G, torch.full((3, 3), 128e4, dtype=torch.float64))
+
+
 def test_sparsegpt_by_hand():
     # Two inputs; H = 2/N X X^T. Pruning w_0 of a row moves the OBS update onto w_1:
     # delta w_1 = -w_0 [H^-1]_01 / [H^-1]_00 = w_0 H_01 / H_11.
