@@ -123,13 +123,18 @@ def select_blocks(
 
 
 def _most(key: np.ndarray, count: int, rng: np.random.Generator, explore: bool) -> np.ndarray:
-    """Column indices of the ``count`` largest keys per row (random among the top ``2 count``)."""
+    """Column indices of the ``count`` largest keys per row (random among the top ``2 count``).
+
+    ``-inf`` marks columns that are not candidates; every row has at least ``count`` others, but
+    a row (per-layer patterns) may have fewer than ``2 count``, so the draw takes those first.
+    """
     if count <= 0:
         return np.zeros((key.shape[0], 0), dtype=np.int64)
     pool = min(2 * count if explore else count, key.shape[1])
     top = np.argsort(-key, axis=1, kind="stable")[:, :pool]
     if pool > count:
-        pick = np.argsort(rng.random(top.shape), axis=1)[:, :count]
+        priority = rng.random(top.shape) + np.isneginf(np.take_along_axis(key, top, axis=1))
+        pick = np.argsort(priority, axis=1)[:, :count]
         top = np.take_along_axis(top, pick, axis=1)
     return top
 

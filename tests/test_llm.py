@@ -102,6 +102,17 @@ def test_icbs_layer_never_worse_and_keeps_nm_groups():
         assert stats.predicted_gain == pytest.approx((before - after) * dense, rel=1e-6)
 
 
+def test_icbs_layer_with_a_per_layer_pattern_keeps_each_rows_count():
+    W0, _, acc = layer_problem(rows=8, cols=16)
+    mask = pattern_mask(W0.abs(), parse_pattern("layer", 0.5))
+    mask[0], mask[1] = torch.arange(16) < 3, torch.arange(16) >= 3  # 3 and 13 pruned
+    backend = get_backend("exact")
+    _, new, stats = icbs_layer(
+        W0, acc.G, mask, parse_pattern("layer", 0.5), backend, block_size=8, iterations=4
+    )
+    assert torch.equal(new.sum(dim=1), mask.sum(dim=1)) and stats.accepted > 0
+
+
 def test_pattern_parsing_and_masks():
     with pytest.raises(ValueError, match="sparsity"):
         parse_pattern("unstructured", 1.0)
