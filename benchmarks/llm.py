@@ -22,11 +22,17 @@ RUNS = {
     "sparsegpt-50": ["--method", "sparsegpt", "--pattern", "unstructured"],
     "icbs-50": ["--method", "icbs", "--pattern", "unstructured"],
     "icbs-50-refit": ["--method", "icbs", "--pattern", "unstructured", "--refit"],
+    "icbs-50-refit-from-sparsegpt": [
+        *("--method", "icbs", "--pattern", "unstructured", "--refit", "--start", "sparsegpt")
+    ],
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
     "icbs-2:4": ["--method", "icbs", "--pattern", "2:4"],
     "icbs-2:4-refit": ["--method", "icbs", "--pattern", "2:4", "--refit"],
+    "icbs-2:4-refit-from-sparsegpt": [
+        *("--method", "icbs", "--pattern", "2:4", "--refit", "--start", "sparsegpt")
+    ],
 }
 
 

@@ -134,6 +134,12 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="least-squares refit of the kept weights (icbs then searches masks for the refit error)",
     )
+    p.add_argument(
+        "--start",
+        default="wanda",
+        choices=["wanda", "sparsegpt"],
+        help="the mask iCBS starts from (sparsegpt: per-layer counts when unstructured)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--device", default="cpu", help="where the model's forward passes run: cpu, cuda, cuda:1"
@@ -231,6 +237,7 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         rows_per_batch=args.rows_per_batch,
         refit=args.refit,
+        start=args.start,
         seed=args.seed,
     )
     summary = run_prune_llm(

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 METHODS = ("icbs", "wanda", "sparsegpt", "magnitude")
+STARTS = ("wanda", "sparsegpt")  # the mask iCBS starts from
 PROGRESS = "progress.json"
 
 
@@ -53,12 +54,21 @@ class PruneConfig:
     iterations: int = 4
     rows_per_batch: int = 512
     refit: bool = False
+    start: str = "wanda"
     seed: int = 0
 
     def parsed_pattern(self) -> Pattern:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.start not in STARTS:
+            raise ValueError(
+                f"unknown start mask {self.start!r}; choose one of {', '.join(STARTS)}"
+            )
         return parse_pattern(self.pattern, self.sparsity)
+
+    def mask_rule(self) -> str:
+        """The method whose rule chooses the first mask (iCBS refines its start's)."""
+        return self.start if self.method == "icbs" else self.method
 
 
 @dataclass
@@ -213,7 +223,7 @@ def _prune_matrix(
     ``(out, in)`` weight; without ``config.refit`` both weights are the same."""
     G = acc.G
     stats = None
-    if config.method == "sparsegpt":
+    if config.mask_rule() == "sparsegpt":
         W, mask = sparsegpt(W0, G, acc.tokens, pattern)
         W = W.to(W0.dtype)
     elif config.method == "magnitude":
@@ -236,6 +246,7 @@ def _prune_matrix(
             seed=seed,
             tensor=name,
             refit=config.refit,
+            start_weights=W,
         )
         return W0 * ~mask, final.to(W0.dtype), mask, asdict(s)
     final = refit_rows(W0, mask, G, current=W) if config.refit else W
@@ -252,6 +263,8 @@ def _load_progress(out: Path, config: PruneConfig) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     saved = json.loads(path.read_text())
+    # options added since that run was saved take their defaults
+    saved["config"] = asdict(PruneConfig(**saved["config"]))
     if saved["config"] != json.loads(json.dumps(asdict(config))):
         raise ValueError(
             f"{out} holds an interrupted run with other options ({saved['config']}); "
@@ -280,7 +293,8 @@ def prune_causal_lm(
 
     pattern = config.parsed_pattern()
     # SparseGPT chooses unstructured masks per block of 128 columns: exact per layer, not per row
-    unstructured_gpt = config.method == "sparsegpt" and pattern.kind == "row"
+    # (iCBS keeps every row's count of its start mask)
+    unstructured_gpt = config.mask_rule() == "sparsegpt" and pattern.kind == "row"
     guaranteed = Pattern("layer", pattern.sparsity) if unstructured_gpt else pattern
     backend = None
     if config.method == "icbs":

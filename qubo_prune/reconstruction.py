@@ -202,6 +202,7 @@ def icbs_layer(
     seed: int = 0,
     tensor: str = "",
     refit: bool = False,
+    start_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, ICBSStats]:
     """``(weights, mask, stats)``: ``mask`` (True = pruned) improved; every count of the pattern
     is kept. The weights are ``W0`` masked, or with ``refit`` the refit of the final mask.
@@ -210,18 +211,19 @@ def icbs_layer(
     iteration starts from the refit weights, kept weights keep their refit values and a pruned
     one is proposed at its best single-weight value ``(G e)_j / G_jj``. A step's QUBO energy
     bounds the error after the next refit, which is kept per row only where it is lower, so
-    the refit error never rises either.
+    the refit error never rises either, nor rises above that of ``start_weights`` (the start
+    mask's own weights, e.g. SparseGPT's; default ``W0`` masked).
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
     rng = np.random.default_rng(seed)
     mask = mask.clone(memory_format=torch.contiguous_format)  # edited in place via view(-1)
     diag = G.diagonal().clamp(min=0)
-    weights = values = None
+    weights, values = start_weights, None
     stats = ICBSStats()
     for it in range(iterations):
         if refit:
-            weights = refit_rows(W0, mask, G, current=weights).double()
+            weights = refit_rows(W0, mask, G, current=weights).double().contiguous()
             proposal = ((W0.double() - weights) @ G) / torch.where(diag > 0, diag, 1.0)
             values = torch.where(mask, proposal, weights)
         scores = (W0 if values is None else values).abs().double() * diag.sqrt()  # Wanda's rule
@@ -231,7 +233,7 @@ def icbs_layer(
             stats.per_iteration_gain.append(0.0)
             continue
         flat = mask.view(-1)
-        flat_w = weights.view(-1) if weights is not None else None
+        flat_w = weights.view(-1) if refit else None
         for start in range(0, W0.shape[0], rows_per_batch):
             rows = np.arange(start, min(start + rows_per_batch, W0.shape[0]))
             blocks = build_blocks(

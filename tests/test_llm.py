@@ -102,6 +102,24 @@ def test_icbs_layer_never_worse_and_keeps_nm_groups():
         assert stats.predicted_gain == pytest.approx((before - after) * dense, rel=1e-6)
 
 
+@pytest.mark.parametrize("pattern", ["unstructured", "2:4"])
+def test_icbs_from_sparsegpt_start_refines_its_mask(pattern):
+    base = PruneConfig(method="sparsegpt", pattern=pattern, refit=True)
+    gpt = prune_causal_lm(tiny_llama(), tokens(3), base, progress=False)
+    config = PruneConfig(
+        method="icbs", pattern=pattern, start="sparsegpt", solver="exact", block_size=8, refit=True
+    )
+    model = tiny_llama()
+    icbs = prune_causal_lm(model, tokens(3), config, progress=False)
+    for g, i in zip(gpt[:7], icbs[:7]):  # same inputs in the first decoder layer
+        assert i.error <= g.error + 1e-12
+    assert sum(i.error for i in icbs[:7]) < sum(g.error for g in gpt[:7])
+    for mask in model.pruning_masks.values():
+        check_mask(mask, parse_pattern("layer" if pattern == "unstructured" else pattern))
+    with pytest.raises(ValueError, match="unknown start mask"):
+        PruneConfig(method="icbs", start="magnitude").parsed_pattern()
+
+
 def test_icbs_layer_with_a_per_layer_pattern_keeps_each_rows_count():
     W0, _, acc = layer_problem(rows=8, cols=16)
     mask = pattern_mask(W0.abs(), parse_pattern("layer", 0.5))
