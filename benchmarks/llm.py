@@ -56,11 +56,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-llm"))
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n] or ["dense", *RUNS]
-    results = {}
     result_file = ROOT / "results" / "llm.json"
     for name in names:
         if name == "dense":
-            results["dense"] = {"perplexity": dense_perplexity(args.eval_windows)}
+            r = {"perplexity": dense_perplexity(args.eval_windows)}
         else:
             cmd = [sys.executable, "-m", "qubo_prune.cli", "prune-llm", "--model", "smollm2"]
             cmd += [*RUNS[name], "--out", str(args.out / name.replace(":", "-"))]
@@ -70,8 +69,7 @@ def main() -> int:
                 cmd += [a for opt in args.solver_opt for a in ("--solver-opt", opt)]
             subprocess.run(cmd, check=True)
             report = json.loads((args.out / name.replace(":", "-") / "report.json").read_text())
-            results[name] = {k: v for k, v in report.items() if k != "layers"} | {"command": cmd}
-        r = results[name]
+            r = {k: v for k, v in report.items() if k != "layers"} | {"command": cmd}
         # re-read before writing: runs of other invocations may have finished meanwhile
         merged = json.loads(result_file.read_text()) if result_file.exists() else {}
         result_file.parent.mkdir(parents=True, exist_ok=True)

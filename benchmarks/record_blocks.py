@@ -23,7 +23,8 @@ from qubo_prune.reconstruction import GramAccumulator, build_blocks, select_bloc
 from qubo_prune.scores import score
 
 
-def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> None:
+def first_down_proj(windows: int) -> tuple[torch.Tensor, GramAccumulator]:
+    """SmolLM2-135M's first ``mlp.down_proj`` weight and its Gram over the first windows."""
     from qubo_prune.llm_model import load_causal_lm
     from qubo_prune.text import PYTHON_DOCS, calibration_windows, token_stream
 
@@ -36,7 +37,11 @@ def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> 
         for w in calibration_windows(stream, windows):
             model(w[None])
     handle.remove()
-    W0 = layer.weight.detach().float()
+    return layer.weight.detach().float(), gram
+
+
+def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> None:
+    W0, gram = first_down_proj(windows)
     norms = torch.diagonal(gram.G).sqrt()
     scores = score("wanda", W0, input_norm=norms)
     pattern = parse_pattern("unstructured", 0.5)

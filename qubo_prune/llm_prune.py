@@ -222,7 +222,6 @@ def _prune_matrix(
     """``(weights before refit, final weights, mask True = pruned, iCBS stats)`` of one
     ``(out, in)`` weight; without ``config.refit`` both weights are the same."""
     G = acc.G
-    stats = None
     if config.mask_rule() == "sparsegpt":
         W, mask = sparsegpt(W0, G, acc.tokens, pattern)
         W = W.to(W0.dtype)
@@ -250,7 +249,7 @@ def _prune_matrix(
         )
         return W0 * ~mask, final.to(W0.dtype), mask, asdict(s)
     final = refit_rows(W0, mask, G, current=W) if config.refit else W
-    return W, final.to(W0.dtype), mask, stats
+    return W, final.to(W0.dtype), mask, None
 
 
 def _layer_file(out: Path, index: int) -> Path:

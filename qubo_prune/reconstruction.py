@@ -276,8 +276,8 @@ def refit_rows(
     ``lam = damp * mean(diag G)`` keeps the solve stable where calibration inputs are
     (nearly) collinear; because it also shrinks the solution, a row whose refit error would
     exceed that of ``current`` (default: ``W0`` masked) keeps ``current``. Rows with equal
-    kept counts are solved together, ``chunk`` at a time: each holds a ``kept x kept`` system,
-    so 64 rows of a 1536-wide layer at 50% cost ~0.9 GB, 16 rows ~0.27 GB (measured).
+    kept counts are solved together, ``chunk`` at a time: each holds a ``kept x kept`` system
+    (benchmarks/refit_memory.py: on a 1536-wide layer 16 rows take a sixth of 64's memory).
     """
     W0d = W0.double()
     Gd = G + damp * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
