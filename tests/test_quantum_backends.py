@@ -112,7 +112,9 @@ def test_ibm_backend_without_runtime_names_the_install(monkeypatch):
 
 @needs_braket
 def test_braket_local_simulator_reaches_the_optimum():
-    backend = get_backend("braket", seed=0)
+    # the LocalSimulator draws its shots from an unseeded generator: enough shots that the
+    # optimum's share is sampled reliably (512 missed it on 2 of 3 blocks in one CI run)
+    backend = get_backend("braket", seed=0, shots=2048)
     assert backend.max_variables == 20
     assert hits(backend, range(3)) >= 2
 
