@@ -18,7 +18,8 @@ import dimod
 import numpy as np
 from dwave.system import DWaveCliqueSampler
 
-from qubo_prune.registry import BackendError
+from qubo_prune.backends.registry import BackendError
+from qubo_prune.core.block import cardinality_cqm
 
 __all__ = ["DWaveCliqueQPUSampler", "LeapCQMSampler", "leap_hybrid"]
 
@@ -128,12 +129,7 @@ class LeapCQMSampler(dimod.Sampler):
         **kwargs: Any,
     ) -> dimod.SampleSet:
         self.remove_unknown_kwargs(**kwargs)
-        cqm = dimod.ConstrainedQuadraticModel()
-        cqm.set_objective(bqm)
-        for j, (group, k) in enumerate(cardinality or ()):
-            cqm.add_constraint_from_iterable(
-                [(v, 1) for v in group], "==", rhs=k, label=f"cardinality_{j}"
-            )
+        cqm = cardinality_cqm(bqm, cardinality or ())
         params = {k: v for k, v in (("time_limit", time_limit), ("label", label)) if v is not None}
         result = self.child.sample_cqm(cqm, **params)
         feasible = result.filter(lambda d: d.is_feasible)

@@ -36,7 +36,7 @@ import dimod
 import numpy as np
 import torch
 
-__all__ = ["GPUAnnealSampler", "default_beta_range"]
+__all__ = ["Annealer", "GPUAnnealSampler", "Problem", "as_problem", "default_beta_range"]
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
 
@@ -71,7 +71,7 @@ def default_beta_range(Q: np.ndarray) -> tuple[float, float]:
 
 
 @dataclass
-class _Problem:
+class Problem:
     """One BQM in the form the annealer takes: binary ``Q`` plus a slot layout.
 
     ``slot_var``: the variable each slot holds in the layout's reference order (ghost ``n``
@@ -104,9 +104,9 @@ class _Problem:
         return len(self.slot_var)
 
 
-def _as_problem(
+def as_problem(
     bqm: dimod.BinaryQuadraticModel, cardinality: Cardinality | None, initial_states: Any
-) -> _Problem:
+) -> Problem:
     """Validate one BQM with its constraints and initial states and lay out its slots."""
     variables = list(bqm.variables)
     n = len(variables)
@@ -155,7 +155,7 @@ def _as_problem(
     init = (
         None if initial_states is None else _initial_states(bqm, variables, groups, initial_states)
     )
-    return _Problem(
+    return Problem(
         bqm=bqm,
         variables=variables,
         Q=Q,
@@ -203,7 +203,7 @@ def _feasible(X: np.ndarray, groups: list[tuple[np.ndarray, int]]) -> np.ndarray
     return ok
 
 
-class _Annealer:
+class Annealer:
     """Every replica of a batch of equal-size problems, advanced together.
 
     State per replica: ``perm`` (which variable sits in each slot), the fields ``g = 2 Q x``
@@ -215,7 +215,7 @@ class _Annealer:
 
     def __init__(
         self,
-        problems: list[_Problem],
+        problems: list[Problem],
         num_reads: int,
         device: torch.device,
         dtype: torch.dtype,
@@ -477,18 +477,10 @@ class GPUAnnealSampler(dimod.Sampler):
         inits = list(initial_states) if initial_states is not None else [None] * len(bqms)
         if not len(bqms) == len(cards) == len(inits):
             raise ValueError("cardinality and initial_states need one entry per BQM")
-        if beta_schedule_type not in self.parameters["beta_schedule_type"]:
-            raise ValueError(
-                f"beta_schedule_type must be 'geometric' or 'linear', got {beta_schedule_type!r}"
-            )
-        if initial_states_generator not in self.parameters["initial_states_generator"]:
-            raise ValueError(f"unknown initial_states_generator {initial_states_generator!r}")
-        if num_sweeps < 0 or (num_reads is not None and num_reads < 1):
-            raise ValueError("num_sweeps must be >= 0 and num_reads >= 1")
-        if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
-            raise ValueError(f"beta_range must be 0 < hot <= cold, got {beta_range}")
-
-        problems = [_as_problem(b, c, i) for b, c, i in zip(bqms, cards, inits)]
+        _check_params(
+            beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
+        )
+        problems = [as_problem(b, c, i) for b, c, i in zip(bqms, cards, inits)]
         if num_reads is None:
             given = [len(p.init) for p in problems if p.init is not None]
             num_reads = max(given) if given and max(given) > 0 else 16
@@ -509,6 +501,7 @@ class GPUAnnealSampler(dimod.Sampler):
         out: list[dimod.SampleSet | None] = [None] * len(problems)
         with self._threads():
             for n in sorted({p.n for p in problems}):
+                group_start = time.perf_counter()
                 members = [i for i, p in enumerate(problems) if p.n == n]
                 batch = [problems[i] for i in members]
                 X, info = self._anneal(
@@ -523,7 +516,7 @@ class GPUAnnealSampler(dimod.Sampler):
                     early_stop,
                 )
                 for i, p, Xb, meta in zip(members, batch, X, info):
-                    meta["time_s"] = time.perf_counter() - started
+                    meta["time_s"] = time.perf_counter() - group_start  # this size group's
                     out[i] = _sampleset(p, Xb, meta)
         return out
 
@@ -542,7 +535,7 @@ class GPUAnnealSampler(dimod.Sampler):
 
     def _anneal(
         self,
-        problems: list[_Problem],
+        problems: list[Problem],
         num_reads: int,
         num_sweeps: int,
         beta_range: tuple[float, float] | None,
@@ -575,7 +568,7 @@ class GPUAnnealSampler(dimod.Sampler):
                 X0[b, : len(rows), :n] = torch.as_tensor(p.init[rows])
                 given[b, : len(rows)] = True
 
-        annealer = _Annealer(problems, R, self.device, self.dtype, generator)
+        annealer = Annealer(problems, R, self.device, self.dtype, generator)
         annealer.start(X0.to(self.device), given.to(self.device))
         stopped, idle, done = None, 0, 0
         for s in range(num_sweeps):
@@ -595,7 +588,25 @@ class GPUAnnealSampler(dimod.Sampler):
         return list(X), info
 
 
-def _sampleset(problem: _Problem, X: np.ndarray, info: dict[str, Any]) -> dimod.SampleSet:
+def _check_params(
+    schedule: str,
+    generator: str,
+    num_sweeps: int,
+    num_reads: int | None,
+    beta_range: tuple[float, float] | None,
+) -> None:
+    """Refuse impossible annealing parameters before any work."""
+    if schedule not in GPUAnnealSampler.parameters["beta_schedule_type"]:
+        raise ValueError(f"beta_schedule_type must be 'geometric' or 'linear', got {schedule!r}")
+    if generator not in GPUAnnealSampler.parameters["initial_states_generator"]:
+        raise ValueError(f"unknown initial_states_generator {generator!r}")
+    if num_sweeps < 0 or (num_reads is not None and num_reads < 1):
+        raise ValueError("num_sweeps must be >= 0 and num_reads >= 1")
+    if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
+        raise ValueError(f"beta_range must be 0 < hot <= cold, got {beta_range}")
+
+
+def _sampleset(problem: Problem, X: np.ndarray, info: dict[str, Any]) -> dimod.SampleSet:
     """Samples in the BQM's vartype with float64 energies ``x^T Q x + offset`` (BLAS, not
     dimod's per-term loop, which dominates the cost for large dense blocks)."""
     Xf = X.astype(np.float64)

@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from qubo_prune.demo import run_demo
-from qubo_prune.registry import parse_options
+from qubo_prune.apps.demo import run_demo
+from qubo_prune.backends.registry import parse_options
 
 RESULTS = Path(__file__).parent / "results"
 

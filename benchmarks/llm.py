@@ -37,11 +37,11 @@ RUNS = {
 
 
 def dense_perplexity(eval_windows: int) -> float:
-    from qubo_prune.llm_model import load_causal_lm
-    from qubo_prune.perplexity import perplexity
-    from qubo_prune.text import PYTHON_DOCS, evaluation_windows, token_stream
+    from qubo_prune.apps.smollm2 import load_model
+    from qubo_prune.llm.perplexity import perplexity
+    from qubo_prune.llm.text import PYTHON_DOCS, evaluation_windows, token_stream
 
-    model, tokenizer = load_causal_lm("smollm2")
+    model, tokenizer = load_model("smollm2")
     windows = evaluation_windows(token_stream(tokenizer, PYTHON_DOCS / "library"), eval_windows)
     return perplexity(model, windows)
 
@@ -61,7 +61,7 @@ def main() -> int:
         if name == "dense":
             r = {"perplexity": dense_perplexity(args.eval_windows)}
         else:
-            cmd = [sys.executable, "-m", "qubo_prune.cli", "prune-llm", "--model", "smollm2"]
+            cmd = [sys.executable, "-m", "qubo_prune.apps.cli", "prune-llm", "--model", "smollm2"]
             cmd += [*RUNS[name], "--out", str(args.out / name.replace(":", "-"))]
             cmd += ["--eval-windows", str(args.eval_windows), "--no-progress"]
             if name.startswith("icbs"):

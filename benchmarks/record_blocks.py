@@ -16,19 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qubo_prune.block import save_blocks
-from qubo_prune.compare import record_garment_blocks
-from qubo_prune.patterns import parse_pattern, pattern_mask
-from qubo_prune.reconstruction import GramAccumulator, build_blocks, select_blocks
-from qubo_prune.scores import score
+from qubo_prune.apps.compare import record_garment_blocks
+from qubo_prune.core.block import save_blocks
+from qubo_prune.core.patterns import parse_pattern, pattern_mask
+from qubo_prune.core.scores import gram_input_norms, score
+from qubo_prune.objectives.reconstruction import GramAccumulator, build_blocks
+from qubo_prune.pruners.selection import select_row_blocks
 
 
 def first_down_proj(windows: int) -> tuple[torch.Tensor, GramAccumulator]:
     """SmolLM2-135M's first ``mlp.down_proj`` weight and its Gram over the first windows."""
-    from qubo_prune.llm_model import load_causal_lm
-    from qubo_prune.text import PYTHON_DOCS, calibration_windows, token_stream
+    from qubo_prune.apps.smollm2 import load_model
+    from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, token_stream
 
-    model, tokenizer = load_causal_lm("smollm2")
+    model, tokenizer = load_model("smollm2")
     layer = model.model.layers[0].mlp.down_proj
     gram = GramAccumulator(layer.in_features)
     handle = layer.register_forward_hook(lambda m, inp, o: gram.add(inp[0]))
@@ -42,8 +43,7 @@ def first_down_proj(windows: int) -> tuple[torch.Tensor, GramAccumulator]:
 
 def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> None:
     W0, gram = first_down_proj(windows)
-    norms = torch.diagonal(gram.G).sqrt()
-    scores = score("wanda", W0, input_norm=norms)
+    scores = score("wanda", W0, input_norm=gram_input_norms(gram.G))
     pattern = parse_pattern("unstructured", 0.5)
     mask = pattern_mask(scores, pattern)
     rng = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> 
         if n > W0.shape[1]:
             print(f"skip smollm2 n={n}: rows have {W0.shape[1]} weights")
             continue
-        idx, groups, k = select_blocks(scores[chosen], mask[chosen], pattern, n, rng, False)
+        idx, groups, k = select_row_blocks(scores[chosen], mask[chosen], pattern, n, rng, False)
         blocks = build_blocks(
             W0, gram.G, mask, chosen, idx, groups, k, tensor="model.layers.0.mlp.down_proj.weight"
         )

@@ -17,16 +17,17 @@ from pathlib import Path
 
 from record_blocks import first_down_proj
 
-from qubo_prune.llm_cli import peak_rss_mb
-from qubo_prune.patterns import parse_pattern, pattern_mask
-from qubo_prune.reconstruction import refit_rows
+from qubo_prune.apps.prune_llm import peak_rss_mb
+from qubo_prune.core.patterns import parse_pattern
+from qubo_prune.objectives.reconstruction import refit_rows
+from qubo_prune.pruners.baselines import wanda_layer
 
 CHUNKS = (16, 64)
 
 
 def main() -> int:
     W0, gram = first_down_proj(windows=32)
-    mask = pattern_mask(W0.abs().double() * gram.G.diagonal().sqrt(), parse_pattern("2:4"))
+    _, mask = wanda_layer(W0, gram, parse_pattern("2:4"))
     base = peak_rss_mb()
     rows = []
     for chunk in CHUNKS:

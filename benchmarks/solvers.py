@@ -1,6 +1,6 @@
 """Compare gpu-anneal with neal on the same blocks: energy, wall time, time-to-target, batch speed.
 
-Blocks come from ``.npz`` files written by ``qubo_prune.block.save_blocks`` or, with
+Blocks come from ``.npz`` files written by ``qubo_prune.core.block.save_blocks`` or, with
 ``--synthetic``, from the layer-reconstruction objective (objective 2 of the math note) on
 random calibration data. Both solvers go through the registry exactly as iCBS calls them
 (gpu-anneal keeps the cardinality natively, neal anneals the penalised BQM), and every answer
@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from qubo_prune.block import Block, load_blocks
-from qubo_prune.decode import decide
-from qubo_prune.registry import get_backend
+from qubo_prune.backends.metrics import gap as energy_gap
+from qubo_prune.backends.registry import get_backend
+from qubo_prune.core.block import Block, load_blocks
+from qubo_prune.core.decode import decide
 
 SOLVERS = ("gpu-anneal", "neal")
 EXACT_MAX_N = 20
@@ -102,12 +103,6 @@ def solve(
     }
 
 
-def relative_gap(energy: np.ndarray, best: np.ndarray) -> np.ndarray:
-    """``(E - E*) / |E*|``; the objective is a loss change or a squared error, so ``|E*|`` is
-    its natural scale (guarded for an optimum of exactly zero)."""
-    return (energy - best) / np.maximum(np.abs(best), 1e-12)
-
-
 def bench_size(blocks: list[Block], args: argparse.Namespace) -> dict[str, Any]:
     """Sweep ladders of every solver on one size group, scored against the best known."""
     n = blocks[0].n
@@ -150,7 +145,7 @@ def bench_size(blocks: list[Block], args: argparse.Namespace) -> dict[str, Any]:
     }
     for name, rungs in ladders.items():
         for r in rungs:
-            gap = relative_gap(np.array(r["energy"]), best)
+            gap = energy_gap(np.array(r["energy"]), best)
             r["mean_gap"] = float(gap.mean())
             r["max_gap"] = float(gap.max())
             r["reached"] = float(np.mean(gap <= args.target))
@@ -238,8 +233,8 @@ def bench_qaoa(sizes: list[int], per_size: int, solvers: list[str], seed: int) -
     """Gap to the exact optimum and probability of the optimum in the shots, per block."""
     import tempfile
 
-    from qubo_prune.compare import record_garment_blocks
-    from qubo_prune.decode import sample_matrix
+    from qubo_prune.apps.compare import record_garment_blocks
+    from qubo_prune.core.decode import sample_matrix
 
     exact = get_backend("exact")
     options = {"qaoa-qiskit": {"seed": seed}, "braket": {}}
@@ -251,7 +246,6 @@ def bench_qaoa(sizes: list[int], per_size: int, solvers: list[str], seed: int) -
             optimum = exact.solve(block).first
             x_opt = np.array([optimum.sample[v] for v in range(n)], dtype=np.int8)
             e_opt = block.energy(x_opt)
-            scale = abs(block.energy(block.current) - e_opt) or 1.0
             for name in solvers:
                 backend = get_backend(name, **options.get(name, {}))
                 t0 = time.perf_counter()
@@ -267,7 +261,7 @@ def bench_qaoa(sizes: list[int], per_size: int, solvers: list[str], seed: int) -
                         "n": n,
                         "block": i,
                         "seconds": seconds,
-                        "gap": (d.candidate_energy - e_opt) / scale,
+                        "gap": energy_gap(d.candidate_energy, e_opt),
                         "p_optimum": float(counts[hit].sum() / counts.sum()),
                         "p_feasible": float(counts[block.is_feasible(X)].sum() / counts.sum()),
                     }
@@ -279,6 +273,35 @@ def bench_qaoa(sizes: list[int], per_size: int, solvers: list[str], seed: int) -
                     flush=True,
                 )
     return rows
+
+
+def qaoa_main(args: argparse.Namespace) -> int:
+    """The ``--qaoa`` run: QAOA backends against exact on recorded garment blocks."""
+    rows = bench_qaoa(args.qaoa_sizes, args.per_size, args.qaoa_solvers, args.seed)
+    print(f"\n{'solver':12} {'n':>3} {'mean gap':>9} {'mean P(opt)':>12} {'mean s':>7}")
+    summary = []
+    for name in args.qaoa_solvers:
+        for n in args.qaoa_sizes:
+            rs = [r for r in rows if r["solver"] == name and r["n"] == n]
+            summary.append(
+                {
+                    "solver": name,
+                    "n": n,
+                    "mean_gap": float(np.mean([r["gap"] for r in rs])),
+                    "mean_p_optimum": float(np.mean([r["p_optimum"] for r in rs])),
+                    "mean_seconds": float(np.mean([r["seconds"] for r in rs])),
+                }
+            )
+            s_ = summary[-1]
+            print(
+                f"{name:12} {n:>3} {s_['mean_gap']:>9.2%} {s_['mean_p_optimum']:>12.4f} "
+                f"{s_['mean_seconds']:>7.1f}"
+            )
+    out = args.out.with_name("qaoa.json") if args.out.name == "solvers.json" else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,31 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/solvers.json"))
     args = p.parse_args(argv)
     if args.qaoa:
-        rows = bench_qaoa(args.qaoa_sizes, args.per_size, args.qaoa_solvers, args.seed)
-        print(f"\n{'solver':12} {'n':>3} {'mean gap':>9} {'mean P(opt)':>12} {'mean s':>7}")
-        summary = []
-        for name in args.qaoa_solvers:
-            for n in args.qaoa_sizes:
-                rs = [r for r in rows if r["solver"] == name and r["n"] == n]
-                summary.append(
-                    {
-                        "solver": name,
-                        "n": n,
-                        "mean_gap": float(np.mean([r["gap"] for r in rs])),
-                        "mean_p_optimum": float(np.mean([r["p_optimum"] for r in rs])),
-                        "mean_seconds": float(np.mean([r["seconds"] for r in rs])),
-                    }
-                )
-                s_ = summary[-1]
-                print(
-                    f"{name:12} {n:>3} {s_['mean_gap']:>9.2%} {s_['mean_p_optimum']:>12.4f} "
-                    f"{s_['mean_seconds']:>7.1f}"
-                )
-        out = args.out.with_name("qaoa.json") if args.out.name == "solvers.json" else args.out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
-        print(f"wrote {out}")
-        return 0
+        return qaoa_main(args)
     if not args.synthetic and not args.blocks:
         p.error("give .npz files of recorded blocks, --synthetic or --qaoa")
 

@@ -6,11 +6,11 @@ import argparse
 
 import numpy as np
 
+from qubo_prune.backends.cost import check_budget, estimate_block_cost
 from qubo_prune.backends.exact import ExactCardinalitySampler
-from qubo_prune.block import Block
-from qubo_prune.cost import check_budget, estimate_block_cost
-from qubo_prune.decode import decide
-from qubo_prune.registry import Backend
+from qubo_prune.backends.registry import Backend
+from qubo_prune.core.block import Block
+from qubo_prune.core.decode import decide
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ the device (``optimize_on="local"``), which keeps the bill to one task fee plus 
 
 from _common import gram_block, guard, parser, solve_and_report
 
-from qubo_prune.registry import get_backend
+from qubo_prune.backends.registry import get_backend
 
 cli = parser("QAOA with braket.circuits on one block")
 cli.add_argument(

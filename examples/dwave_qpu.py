@@ -8,7 +8,7 @@ The mock has a real (small Chimera) graph, so embedding, chains and unembedding 
 
 from _common import gram_block, guard, parser, solve_and_report
 
-from qubo_prune.registry import get_backend
+from qubo_prune.backends.registry import get_backend
 
 args = parser("D-Wave QPU with a clique embedding on one block").parse_args()
 

@@ -6,7 +6,7 @@ QISKIT_IBM_TOKEN=... python examples/qaoa_qiskit.py --hardware --device ibm_tori
 
 from _common import gram_block, guard, parser, solve_and_report
 
-from qubo_prune.registry import get_backend
+from qubo_prune.backends.registry import get_backend
 
 cli = parser("QAOA (qiskit-optimization) on one block")
 cli.add_argument("--device", default="ibm_torino", help="IBM backend used with --hardware")

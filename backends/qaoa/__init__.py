@@ -1,0 +1,1 @@
+"""QAOA backends: qiskit (Aer, IBM hardware) and Amazon Braket, sharing ``common``."""

@@ -1,0 +1,114 @@
+"""Built-in backends, described without importing them.
+
+Each entry names the module that builds the sampler, the extra that installs it, what it can
+take, how its credentials, size limit and price are known. Third-party backends register a
+:class:`~qubo_prune.backends.registry.BackendSpec` through the entry-point group
+``qubo_prune.backends``.
+"""
+
+from __future__ import annotations
+
+from qubo_prune.backends.cost import (
+    braket_cost,
+    dwave_qpu_cost,
+    ibm_cost,
+    leap_cqm_cost,
+    leap_hybrid_cost,
+)
+from qubo_prune.backends.credentials import braket_problem, dwave_problem, ibm_problem
+from qubo_prune.backends.limits import QPU_CLIQUE_BOUND, braket_limit, qaoa_qiskit_limit
+from qubo_prune.backends.registry import BackendSpec, Capabilities
+
+BUILTIN_SPECS: list[BackendSpec] = [
+    BackendSpec(
+        name="exact",
+        factory="qubo_prune.backends.exact:ExactCardinalitySampler",
+        description="vectorised enumeration of the feasible states; ground truth for comparisons",
+        capabilities=Capabilities(max_variables=24, native_cardinality=True, stochastic=False),
+    ),
+    BackendSpec(
+        name="neal",
+        factory="qubo_prune.backends.classical:simulated_annealing",
+        description="simulated annealing (dwave-samplers; the dwave-neal algorithm) on the penalised BQM",
+        requires=("dwave.samplers",),
+    ),
+    BackendSpec(
+        name="tabu",
+        factory="qubo_prune.backends.classical:tabu",
+        description="multistart tabu search (dwave-samplers) on the penalised BQM",
+        requires=("dwave.samplers",),
+    ),
+    BackendSpec(
+        name="steepest-descent",
+        factory="qubo_prune.backends.classical:steepest_descent",
+        description="steepest greedy descent (dwave-samplers) from random starts on the penalised BQM",
+        requires=("dwave.samplers",),
+        capabilities=Capabilities(stochastic=False),
+    ),
+]
+
+# Quantum and cloud backends: credentials, size limits and prices are known from light modules
+# (credentials, limits, cost) without importing any SDK.
+BUILTIN_SPECS += [
+    BackendSpec(
+        name="qaoa-qiskit",
+        factory="qubo_prune.backends.qaoa.qiskit_qaoa:QiskitQAOASampler",
+        description="QAOA (qiskit-optimization) on Aer / a statevector sampler, or IBM hardware "
+        "with ibm_backend=NAME; penalised BQM",
+        requires=("qiskit", "qiskit_optimization"),
+        extra="qiskit",
+        credentials=ibm_problem,
+        limit=qaoa_qiskit_limit,
+        cost=ibm_cost,
+        normalise=True,
+    ),
+    BackendSpec(
+        name="braket",
+        factory="qubo_prune.backends.qaoa.braket_qaoa:BraketQAOASampler",
+        description="QAOA circuit on Amazon Braket's LocalSimulator, or a gate-model device with "
+        "device_arn=ARN; penalised BQM",
+        requires=("braket.circuits", "scipy"),
+        extra="braket",
+        credentials=braket_problem,
+        limit=braket_limit,
+        cost=braket_cost,
+        normalise=True,
+    ),
+    BackendSpec(
+        name="dwave",
+        factory="qubo_prune.backends.dwave:DWaveCliqueQPUSampler",
+        description="D-Wave QPU through a cached clique embedding; penalised BQM",
+        capabilities=Capabilities(max_variables=QPU_CLIQUE_BOUND, paid=True),
+        requires=("dwave.system", "minorminer"),
+        extra="dwave",
+        credentials=dwave_problem,
+        cost=dwave_qpu_cost,
+    ),
+    BackendSpec(
+        name="leap-hybrid",
+        factory="qubo_prune.backends.dwave:leap_hybrid",
+        description="D-Wave Leap hybrid BQM solver, for blocks too large to embed; penalised BQM",
+        capabilities=Capabilities(max_variables=1_000_000, paid=True),
+        requires=("dwave.system",),
+        extra="dwave",
+        credentials=dwave_problem,
+        cost=leap_hybrid_cost,
+    ),
+    BackendSpec(
+        name="leap-cqm",
+        factory="qubo_prune.backends.dwave:LeapCQMSampler",
+        description="D-Wave Leap hybrid CQM solver with the cardinality as native constraints",
+        capabilities=Capabilities(max_variables=500_000, native_cardinality=True, paid=True),
+        requires=("dwave.system",),
+        extra="dwave",
+        credentials=dwave_problem,
+        cost=leap_cqm_cost,
+    ),
+    BackendSpec(
+        name="gpu-anneal",
+        factory="qubo_prune.backends.gpu_anneal:GPUAnnealSampler",
+        description="batched torch annealing with swap moves that keep the cardinality exactly",
+        requires=("torch",),
+        capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
+    ),
+]

@@ -1,0 +1,279 @@
+"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from qubo_prune.backends.registry import BackendError, parse_options
+
+__all__ = ["main"]
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
+
+
+def _add_max_cost(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="budget a paid solver may spend; required for QPUs and cloud solvers",
+    )
+
+
+def _add_solver_args(p: argparse.ArgumentParser) -> None:
+    _add_max_cost(p)
+    p.add_argument(
+        "--dry-run", action="store_true", help="build and price every block, send nothing"
+    )
+    p.add_argument("--solver", default="neal", help="backend name (see `qubo-prune solvers`)")
+    p.add_argument(
+        "--solver-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, repeatable (e.g. num_reads=4, penalty_scale=0.5)",
+    )
+
+
+def _add_icbs_args(p: argparse.ArgumentParser, block_size: int, epochs: int, steps: int) -> None:
+    p.add_argument("--block-size", type=int, default=block_size)
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--steps-per-epoch", type=int, default=steps)
+    p.add_argument("--samples-per-step", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=512, help="width of the garment MLP")
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=0,
+        help="train/prune on the first N training images only (0: all)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qubo-prune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("solvers", help="list every backend, installed or not, and whether usable here")
+
+    demo = sub.add_parser("demo", help="prune the garment classifier: magnitude, Wanda, iCBS")
+    _add_solver_args(demo)
+    _add_icbs_args(demo, block_size=1024, epochs=10, steps=3)
+    demo.add_argument("--densities", type=_floats, default=[0.1, 0.2, 0.3])
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument(
+        "--record-blocks",
+        type=Path,
+        default=None,
+        help="save every iCBS block to this .npz (for `qubo-prune compare`)",
+    )
+    demo.add_argument("--no-progress", action="store_true")
+
+    cmp_ = sub.add_parser("compare", help="solve the same recorded blocks with several backends")
+    cmp_.add_argument(
+        "--solvers",
+        default="exact,neal,tabu,steepest-descent",
+        help="comma-separated; LABEL=SOLVER adds a variant, e.g. neal-low=neal with "
+        "--solver-opt neal-low:penalty_scale=0.01",
+    )
+    cmp_.add_argument(
+        "--solver-opt",
+        action="append",
+        default=[],
+        metavar="SOLVER:KEY=VALUE",
+        help="option for one solver, repeatable (e.g. neal:num_reads=20)",
+    )
+    cmp_.add_argument(
+        "--blocks",
+        type=Path,
+        default=None,
+        help=".npz of recorded blocks (default: record them from the garment demo)",
+    )
+    cmp_.add_argument(
+        "--record-size", type=int, default=20, help="block size when recording fresh blocks"
+    )
+    cmp_.add_argument("--record-count", type=int, default=12)
+    cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
+    _add_max_cost(cmp_)
+    _add_prune_llm_parser(sub)
+    return parser
+
+
+def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+    from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
+
+    p = sub.add_parser(
+        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
+    )
+    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
+    p.add_argument("--sparsity", type=float, default=0.5)
+    p.add_argument(
+        "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
+    )
+    p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
+    _add_solver_args(p)
+    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
+    p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
+    p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="least-squares refit of the kept weights (icbs then searches masks for the refit error)",
+    )
+    p.add_argument(
+        "--start",
+        default="wanda",
+        choices=list(STARTS),
+        help="the mask iCBS starts from (sparsegpt: per-layer counts when unstructured)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device", default="cpu", help="where the model's forward passes run: cpu, cuda, cuda:1"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
+    p.add_argument("--calib-windows", type=int, default=32)
+    p.add_argument("--eval-windows", type=int, default=64)
+    p.add_argument("--seqlen", type=int, default=512)
+    p.add_argument(
+        "--calib-text", type=Path, default=None, help="file or folder (default: tutorial/)"
+    )
+    p.add_argument(
+        "--eval-text", type=Path, default=None, help="file or folder (default: library/)"
+    )
+    p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def cmd_solvers() -> int:
+    from qubo_prune.backends.registry import available_backends
+
+    rows = []
+    for name, spec in available_backends().items():
+        cap = spec.capabilities
+        limit = "any" if cap.max_variables is None else str(cap.max_variables)
+        kind = "native" if cap.native_cardinality else "penalty"
+        rows.append(
+            (
+                name,
+                spec.status(),
+                limit,
+                kind,
+                "stochastic" if cap.stochastic else "deterministic",
+                spec.description,
+            )
+        )
+    header = ("solver", "status", "max vars", "cardinality", "kind", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for r in [header, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.demo import run_demo
+
+    run_demo(
+        solver=args.solver,
+        solver_options=parse_options(args.solver_opt),
+        densities=args.densities,
+        block_size=args.block_size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        samples_per_step=args.samples_per_step,
+        seed=args.seed,
+        hidden=args.hidden,
+        train_subset=args.train_subset,
+        out=args.out,
+        record_blocks=args.record_blocks,
+        progress=not args.no_progress,
+        max_cost=args.max_cost,
+        dry_run=args.dry_run,
+    )
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.compare import compare_solvers, per_solver_options, split_solvers
+
+    solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
+    compare_solvers(
+        solvers,
+        per_solver_options(args.solver_opt, list(split_solvers(solvers))),
+        blocks_path=args.blocks,
+        out=args.out,
+        record_size=args.record_size,
+        record_count=args.record_count,
+        max_cost=args.max_cost,
+    )
+    return 0
+
+
+def cmd_prune_llm(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.prune_llm import format_summary, run_prune_llm
+    from qubo_prune.llm.text import PYTHON_DOCS
+    from qubo_prune.pruners.methods import LayerwiseConfig
+
+    config = LayerwiseConfig(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        solver=args.solver,
+        solver_options=parse_options(args.solver_opt),
+        block_size=args.block_size,
+        iterations=args.iterations,
+        rows_per_batch=args.rows_per_batch,
+        refit=args.refit,
+        start=args.start,
+        seed=args.seed,
+    )
+    summary = run_prune_llm(
+        args.model,
+        config,
+        args.out,
+        calib_text=args.calib_text or PYTHON_DOCS / "tutorial",
+        eval_text=args.eval_text or PYTHON_DOCS / "library",
+        calib_windows=args.calib_windows,
+        eval_windows=args.eval_windows,
+        seqlen=args.seqlen,
+        dense_errors=not args.no_dense_errors,
+        progress=not args.no_progress,
+        device=args.device,
+    )
+    print(format_summary(summary))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "solvers":
+            return cmd_solvers()
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "prune-llm":
+            return cmd_prune_llm(args)
+        return cmd_compare(args)
+    except (BackendError, ValueError, FloatingPointError, FileNotFoundError) as err:
+        print(f"qubo-prune {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; finished steps are kept in the checkpoint, run again to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""``qubo-prune prune-llm``: load a causal LM, prune it, evaluate perplexity, save a sparse
+checkpoint. The calibration pipeline is :mod:`qubo_prune.llm.pipeline`; this module is the job."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qubo_prune.apps.smollm2 import load_model
+from qubo_prune.llm.checkpoint import save_pruned
+from qubo_prune.llm.perplexity import perplexity
+from qubo_prune.llm.pipeline import prune_causal_lm
+from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, evaluation_windows, token_stream
+from qubo_prune.pruners.methods import LayerwiseConfig
+
+__all__ = ["format_summary", "peak_rss_mb", "run_prune_llm"]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_prune_llm(
+    model_name: str,
+    config: LayerwiseConfig,
+    out: Path,
+    calib_text: Path = PYTHON_DOCS / "tutorial",
+    eval_text: Path = PYTHON_DOCS / "library",
+    calib_windows: int = 32,
+    eval_windows: int = 64,
+    seqlen: int = 512,
+    dense_errors: bool = True,
+    progress: bool = True,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary.
+
+    ``device`` runs the model's forward passes (calibration and evaluation) there; the pruning
+    math of each layer runs on the CPU in float64.
+    """
+    try:  # a bad device fails here, before the model loads
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asked, but torch sees no CUDA device here")
+    model, tokenizer = load_model(model_name)
+    model.to(device)
+    if tokenizer is None:
+        raise FileNotFoundError(f"model folder {str(model_name)!r} holds no tokenizer")
+    calib = calibration_windows(token_stream(tokenizer, calib_text), calib_windows, seqlen)
+    evals = evaluation_windows(token_stream(tokenizer, eval_text), eval_windows, seqlen)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    reports = prune_causal_lm(model, calib, config, out, dense_errors, progress)
+    seconds = time.perf_counter() - start
+    ppl = perplexity(model, evals, progress)
+    save_pruned(model, tokenizer, out)
+    mean = lambda key: sum(getattr(r, key) for r in reports) / len(reports)  # noqa: E731
+    summary = {
+        "model": str(model_name),
+        "config": config.to_dict(),
+        "perplexity": ppl,
+        "mean_layer_error": mean("error"),
+        "mean_mask_error": mean("mask_error"),
+        "mean_dense_layer_error": mean("dense_error") if dense_errors else None,
+        "prune_seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "calib_windows": len(calib),
+        "eval_windows": len(evals),
+        "layers": [asdict(r) for r in reports],
+    }
+    (out / "report.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The final table of ``prune-llm``."""
+    c = s["config"]
+    rows = [
+        ("model", s["model"]),
+        ("method / pattern", f"{c['method']} / {c['pattern']} at sparsity {c['sparsity']}"),
+        ("perplexity", f"{s['perplexity']:.3f}"),
+        ("mean layer error (pruning inputs)", f"{s['mean_layer_error']:.5f}"),
+    ]
+    if c["refit"]:
+        rows.append(("mean layer error before refit", f"{s['mean_mask_error']:.5f}"))
+    if s["mean_dense_layer_error"] is not None:
+        rows.append(("mean layer error (dense inputs)", f"{s['mean_dense_layer_error']:.5f}"))
+    rows += [
+        ("pruning time", f"{s['prune_seconds']:.1f} s"),
+        ("peak memory (RSS)", f"{s['peak_rss_mb']:.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

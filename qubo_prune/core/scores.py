@@ -1,0 +1,129 @@
+"""Weight scores and the initial masks they give (high score = worth keeping).
+
+The one place where magnitude, Wanda, gradient and random scores are computed, for the
+model-loss loop and the layer-wise one alike. Masks keep exactly ``round(density * numel)``
+weights of every tensor. Per row, the rows share that count as evenly as possible (largest
+remainder), so the tensor's density is still exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "GRANULARITIES",
+    "SCORES",
+    "gram_input_norms",
+    "initial_mask",
+    "input_norms",
+    "kept_count",
+    "score",
+    "validate_density",
+]
+
+SCORES = ("magnitude", "wanda", "gradient", "random")
+GRANULARITIES = ("tensor", "row")
+
+
+def validate_density(density: float) -> float:
+    density = float(density)
+    if not 0.0 < density < 1.0:
+        raise ValueError(f"density must lie strictly between 0 and 1, got {density}")
+    return density
+
+
+def kept_count(numel: int, density: float) -> int:
+    """How many weights a tensor keeps at ``density``: the same rule everywhere."""
+    return int(round(validate_density(density) * numel))
+
+
+def score(
+    kind: str,
+    weight: torch.Tensor,
+    *,
+    input_norm: torch.Tensor | None = None,
+    grad: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``|w|``, Wanda ``|w| * ||X_col||_2``, gradient ``|w * g|`` or uniform random scores."""
+    w = weight.detach()
+    if kind == "magnitude":
+        return w.abs()
+    if kind == "wanda":
+        if input_norm is None:
+            raise ValueError("Wanda scores need the input norms of the layer (calibration data)")
+        dtype = torch.promote_types(w.dtype, input_norm.dtype)
+        return w.abs().to(dtype) * input_norm.reshape(1, -1).to(dtype)
+    if kind == "gradient":
+        if grad is None:
+            raise ValueError("gradient scores need the loss gradient")
+        return (w * grad.detach()).abs()
+    if kind == "random":
+        return torch.rand(w.shape, generator=generator, dtype=torch.float64).to(w.dtype)
+    raise ValueError(f"unknown score {kind!r}; choose one of {', '.join(SCORES)}")
+
+
+def gram_input_norms(G: torch.Tensor) -> torch.Tensor:
+    """``||X_col||_2`` of a layer's inputs from their Gram matrix ``G = U U^T`` (its diagonal)."""
+    return G.diagonal().clamp(min=0).sqrt()
+
+
+def input_norms(
+    model: nn.Module, X: torch.Tensor, names: list[str], batch_size: int = 1024
+) -> dict[str, torch.Tensor]:
+    """``||X_col||_2`` of the inputs reaching each ``nn.Linear`` weight ``names`` (for Wanda)."""
+    modules = dict(model.named_modules())
+    sums: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name in names:
+        module = modules.get(name.rpartition(".")[0])
+        if not isinstance(module, nn.Linear) or not name.endswith("weight"):
+            raise ValueError(f"Wanda scores need an nn.Linear weight; {name!r} is not one")
+
+        def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], out: Any, key: str = name):
+            x = inputs[0].detach().reshape(-1, inputs[0].shape[-1]).double()
+            sums[key] = sums.get(key, 0) + (x**2).sum(0)
+
+        hooks.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            for start in range(0, len(X), batch_size):
+                model(X[start : start + batch_size])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: v.sqrt().float() for k, v in sums.items()}
+
+
+def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tensor") -> torch.Tensor:
+    """Bool mask (True = pruned) keeping the highest scores, exactly ``kept_count`` of them.
+
+    Ties are pruned in index order, as the Wanda and SparseGPT reference code's stable ascending
+    sort does; quantised weights tie often, so this decides which magnitude mask is reproduced.
+    """
+    keep_total = kept_count(scores.numel(), density)
+    pruned = torch.zeros(scores.numel(), dtype=torch.bool)
+    if granularity == "tensor":
+        order = torch.argsort(scores.reshape(-1), stable=True)
+        pruned[order[: scores.numel() - keep_total]] = True
+        return pruned.view_as(scores)
+    if granularity != "row":
+        raise ValueError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
+    rows = scores.reshape(scores.shape[0], -1)
+    per_row = _share(keep_total, rows.shape[0], rows.shape[1])
+    order = torch.argsort(rows, dim=1, stable=True)
+    drop = torch.arange(rows.shape[1])[None, :] < (rows.shape[1] - per_row)[:, None]
+    mask = torch.zeros_like(rows, dtype=torch.bool)
+    mask.scatter_(1, order, drop)
+    return mask.view_as(scores)
+
+
+def _share(total: int, rows: int, cols: int) -> torch.Tensor:
+    """Split ``total`` kept weights over ``rows`` rows as evenly as possible."""
+    base, extra = divmod(total, rows)
+    counts = torch.full((rows,), base, dtype=torch.long)
+    counts[:extra] += 1
+    return counts.clamp(max=cols)

@@ -1,0 +1,155 @@
+"""The per-layer methods a layer-walking pipeline can apply, by name, and their one config.
+
+A method takes one linear layer's dense weight ``(out, in)`` and its calibration Gram matrix and
+returns a :class:`MatrixResult`. The pipelines (LLM decoder layers, and any other model walked
+layer by layer) look methods up in :data:`LAYER_METHODS` and never branch on their names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from qubo_prune.core.choices import check_choice
+from qubo_prune.core.patterns import Pattern, parse_pattern
+from qubo_prune.core.step import BlockSolver
+from qubo_prune.objectives.reconstruction import GramAccumulator, refit_rows
+from qubo_prune.pruners.baselines import BASELINES
+from qubo_prune.pruners.layerwise import icbs_layer
+
+__all__ = [
+    "LAYER_METHODS",
+    "STARTS",
+    "LayerInput",
+    "LayerwiseConfig",
+    "MatrixResult",
+    "prune_matrix",
+]
+
+STARTS = ("wanda", "sparsegpt")  # the masks iCBS can start from
+
+
+@dataclass(frozen=True)
+class LayerwiseConfig:
+    """Everything that decides a layer's pruned weights (a resumed run must use the same)."""
+
+    method: str = "wanda"
+    sparsity: float = 0.5
+    pattern: str = "unstructured"
+    solver: str = "neal"
+    solver_options: dict[str, Any] = field(default_factory=dict)
+    block_size: int = 64
+    iterations: int = 4
+    rows_per_batch: int = 512
+    refit: bool = False
+    start: str = "wanda"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, LAYER_METHODS)
+        if self.start not in STARTS:
+            raise ValueError(
+                f"unknown start mask {self.start!r}; choose one of {', '.join(STARTS)}"
+            )
+        object.__setattr__(self, "solver_options", dict(self.solver_options))
+        self.parsed_pattern()
+
+    def parsed_pattern(self) -> Pattern:
+        return parse_pattern(self.pattern, self.sparsity)
+
+    def mask_rule(self) -> str:
+        """The baseline whose rule chooses the first mask (iCBS refines its start's)."""
+        return self.start if self.method == "icbs" else self.method
+
+    def guaranteed_pattern(self) -> Pattern:
+        """The counts every mask of this config keeps exactly.
+
+        SparseGPT chooses unstructured masks per block of 128 columns: exact per layer, not per
+        row (and iCBS keeps every row's count of its start mask).
+        """
+        pattern = self.parsed_pattern()
+        if self.mask_rule() == "sparsegpt" and pattern.kind == "row":
+            return Pattern("layer", pattern.sparsity)
+        return pattern
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerInput:
+    """One linear layer to prune: its dense weight ``(out, in)``, its calibration Gram, the
+    seed of its random draws and its name (for the blocks it records)."""
+
+    W0: torch.Tensor
+    acc: GramAccumulator
+    seed: int = 0
+    name: str = ""
+
+
+@dataclass
+class MatrixResult:
+    """One pruned ``(out, in)`` weight: before the refit (equal to ``weights`` without one),
+    final weights, mask (True = pruned) and, for iCBS, what its iterations did."""
+
+    before: torch.Tensor
+    weights: torch.Tensor
+    mask: torch.Tensor
+    stats: dict[str, Any] | None = None
+
+
+LayerMethod = Callable[[LayerInput, LayerwiseConfig, "BlockSolver | None"], MatrixResult]
+
+
+def _baseline(name: str) -> LayerMethod:
+    rule = BASELINES[name]
+
+    def method(
+        layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
+    ) -> MatrixResult:
+        W, mask = rule(layer.W0, layer.acc, config.parsed_pattern())
+        final = refit_rows(layer.W0, mask, layer.acc.G, current=W) if config.refit else W
+        return MatrixResult(W, final.to(layer.W0.dtype), mask)
+
+    method.__doc__ = f"{name} mask (and least-squares refit with ``refit``)."
+    return method
+
+
+def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None) -> MatrixResult:
+    """iCBS from the start rule's mask; with ``refit`` the search targets the refit error."""
+    if solver is None:
+        raise ValueError("the icbs layer method needs a solver")
+    pattern = config.parsed_pattern()
+    W0 = layer.W0
+    W, mask = BASELINES[config.start](W0, layer.acc, pattern)
+    final, mask, stats = icbs_layer(
+        W0,
+        layer.acc.G,
+        mask,
+        pattern,
+        solver,
+        block_size=config.block_size,
+        iterations=config.iterations,
+        rows_per_batch=config.rows_per_batch,
+        seed=layer.seed,
+        tensor=layer.name,
+        refit=config.refit,
+        start_weights=W,
+    )
+    return MatrixResult(W0 * ~mask, final.to(W0.dtype), mask, asdict(stats))
+
+
+LAYER_METHODS: dict[str, LayerMethod] = {
+    "icbs": _icbs,
+    **{name: _baseline(name) for name in BASELINES},
+}
+
+
+def prune_matrix(
+    layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None = None
+) -> MatrixResult:
+    """Prune one layer's weight with ``config.method``."""
+    return LAYER_METHODS[config.method](layer, config, solver)

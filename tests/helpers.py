@@ -1,0 +1,108 @@
+"""Small models, data and blocks shared by the tests (imported, never collected)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import numpy as np
+import torch
+
+from qubo_prune.core.block import Block
+from qubo_prune.core.scores import kept_count
+from qubo_prune.objectives.reconstruction import GramAccumulator
+
+NAMES = ["0.weight", "2.weight"]  # the prunable weights of tiny_mlp
+
+
+def random_block(n: int, seed: int, k: int | None = None, scale: float = 1.0) -> Block:
+    """A random symmetric block with a random feasible current mask."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n, n)) * scale
+    k = n // 2 if k is None else k
+    current = np.zeros(n, dtype=np.int8)
+    current[rng.choice(n, size=k, replace=False)] = 1
+    return Block(Q=(A + A.T) / 2, constant=float(rng.normal()), current=current)
+
+
+def tiny_mlp(seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+
+
+def tiny_data(seed: int = 0, n: int = 256):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 12, generator=g)
+    y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    return X, y
+
+
+def check_density(model, state, density: float) -> None:
+    """Every pruned tensor keeps exactly its count; pruned weights 0, kept ones original."""
+    params = dict(model.named_parameters())
+    for n in NAMES:
+        kept = kept_count(params[n].numel(), density)
+        assert int((~state.pruned[n]).sum()) == kept
+        assert int((params[n] != 0).sum()) <= kept
+        # pruned weights are zero, kept weights hold their original values
+        w, w0, m = params[n], state.dense[n], state.pruned[n]
+        assert torch.all(w[m] == 0) and torch.equal(w[~m], w0[~m])
+
+
+def fail_on_solve(monkeypatch, pruner, call: int, error: BaseException) -> None:
+    """Make the pruner's backend raise ``error`` on its ``call``-th solve (1-based)."""
+    original = pruner.backend.solve
+    calls = {"n": 0}
+
+    def solve(block):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise error
+        return original(block)
+
+    monkeypatch.setattr(pruner.backend, "solve", solve)
+
+
+def install_plugin(tmp_path, monkeypatch) -> None:
+    """A real distribution on sys.path whose entry point registers the tests' bad backend."""
+    dist = tmp_path / "bad_backend_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: bad-backend-plugin\nVersion: 0.1\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[qubo_prune.backends]\nbad-random = tests.backends.bad_backend_plugin:SPEC\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert str(tmp_path) in sys.path
+
+
+def tiny_llama(seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def tokens(n: int, length: int = 32, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, 128, (n, length), generator=torch.Generator().manual_seed(seed))
+
+
+def layer_problem(rows: int = 6, cols: int = 16, seed: int = 0):
+    """A random ``(rows, cols)`` weight, calibration inputs ``U`` and their Gram accumulator."""
+    g = torch.Generator().manual_seed(seed)
+    W0 = torch.randn(rows, cols, generator=g, dtype=torch.float64)
+    U = torch.randn(cols, 40, generator=g, dtype=torch.float64)
+    acc = GramAccumulator(cols)
+    acc.add(U.T)
+    return W0, U, acc

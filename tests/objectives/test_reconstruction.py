@@ -1,0 +1,44 @@
+"""Objective 2: block energies equal the measured output error; Grams of half-precision inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from qubo_prune.core.patterns import parse_pattern, pattern_mask
+from qubo_prune.objectives.reconstruction import GramAccumulator, build_blocks, refit_rows
+from qubo_prune.pruners.selection import select_row_blocks
+from tests.helpers import layer_problem
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_gram_energy_equals_measured_output_error_change(refit):
+    W0, U, acc = layer_problem()
+    pattern = parse_pattern("unstructured", 0.5)
+    mask = pattern_mask(W0.abs(), pattern)
+    weights, values = W0 * ~mask, W0
+    if refit:  # refit kept weights, arbitrary proposals for the pruned ones
+        weights = refit_rows(W0, mask, acc.G)
+        values = torch.where(mask, torch.randn(W0.shape, dtype=W0.dtype), weights)
+    idx, groups, k = select_row_blocks(W0.abs(), mask, pattern, 8, np.random.default_rng(0), False)
+    rows = np.arange(W0.shape[0])
+    blocks = build_blocks(W0, acc.G, mask, rows, idx, groups, k, "", weights, values)
+    rng = np.random.default_rng(1)
+    for r, block in zip(rows, blocks):
+        before = ((W0[r] - weights[r]) @ U).pow(2).sum().item()
+        assert block.energy(block.current) == pytest.approx(before, rel=1e-9)
+        x = np.zeros(block.n, dtype=np.int8)
+        x[rng.choice(block.n, size=k[0], replace=False)] = 1  # any feasible swap
+        w = weights[r].clone()
+        at = torch.as_tensor(idx[r])
+        w[at] = values[r][at] * torch.as_tensor(1 - x, dtype=w.dtype)
+        after = ((W0[r] - w) @ U).pow(2).sum().item()
+        assert block.energy(x) - block.energy(block.current) == pytest.approx(
+            after - before, rel=1e-9, abs=1e-9
+        )
+
+
+def test_gram_of_half_precision_inputs_does_not_overflow():
+    acc = GramAccumulator(3)
+    acc.add(torch.full((2, 64, 3), 100.0, dtype=torch.float16))  # 128 * 1e4 > float16's max
+    assert acc.tokens == 128
+    torch.testing.assert_close(acc.G, torch.full((3, 3), 128e4, dtype=torch.float64))
