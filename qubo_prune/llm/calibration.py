@@ -1,84 +1,25 @@
-"""Calibration capture: the hidden states entering each decoder layer, and each linear's Gram.
+"""The hidden states entering a causal LM's first decoder layer, for every calibration window.
 
-A pre-hook on decoder layer 0 stores its inputs for every window and stops the forward pass
-(:func:`first_inputs`); a :class:`Stream` then runs one decoder layer over every window, with
-:class:`GramHooks` accumulating ``G = U U^T`` of each linear's inputs on the way. Only one
-layer's activations are held at a time.
+A pre-hook on decoder layer 0 stores its inputs (and the layer's other call arguments) and stops
+the forward pass; the returned :class:`~qubo_prune.pruners.calibration.Stream` then runs one
+decoder layer at a time over every window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from qubo_prune.llm.layers import decoder_layers
-from qubo_prune.objectives.reconstruction import GramAccumulator
+from qubo_prune.pruners.calibration import Stream
 
-__all__ = ["GramHooks", "Stream", "first_inputs"]
-
-
-class GramHooks:
-    """Forward pre-hooks accumulating each linear's input Gram; linears fed the same tensor
-    (q/k/v, gate/up) share one accumulator, so each product is computed once."""
-
-    def __init__(self, modules: dict[str, nn.Module]):
-        self.grams: dict[str, GramAccumulator] = {}
-        self._window: list[tuple[torch.Tensor, GramAccumulator]] = []
-        self._handles = [m.register_forward_pre_hook(self._hook(n)) for n, m in modules.items()]
-
-    def _hook(self, name: str) -> Callable[..., None]:
-        def hook(module: nn.Module, args: tuple) -> None:
-            x = args[0]
-            for seen, acc in self._window:
-                if seen is x:
-                    self.grams.setdefault(name, acc)
-                    if self.grams[name] is acc:
-                        return
-            acc = self.grams.setdefault(name, GramAccumulator(x.shape[-1], x.device))
-            acc.add(x)
-            self._window.append((x, acc))
-
-        return hook
-
-    def next_window(self) -> None:
-        self._window = []
-
-    def remove(self) -> None:
-        """Detach the hooks and bring the Grams to the CPU, where the pruning math runs."""
-        for h in self._handles:
-            h.remove()
-        for acc in self.grams.values():
-            acc.G = acc.G.cpu()
+__all__ = ["first_inputs"]
 
 
 class _StopForward(Exception):
     pass
-
-
-@dataclass
-class Stream:
-    """Hidden states entering the current decoder layer, one per window, plus the layer's
-    other call arguments (attention mask, position embeddings, ...), shared by all windows."""
-
-    hidden: list[torch.Tensor]
-    args: tuple
-    kwargs: dict[str, Any]
-
-    def run(self, layer: nn.Module, hooks: GramHooks | None = None) -> list[torch.Tensor]:
-        outs = []
-        for h in self.hidden:
-            if hooks:
-                hooks.next_window()
-            out = layer(h, *self.args, **self.kwargs)
-            outs.append(out[0] if isinstance(out, tuple) else out)
-        return outs
-
-    def copy(self) -> Stream:
-        return Stream(list(self.hidden), self.args, self.kwargs)
 
 
 @torch.no_grad()

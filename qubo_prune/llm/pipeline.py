@@ -23,7 +23,7 @@ from torch import nn
 from qubo_prune.backends.registry import get_backend
 from qubo_prune.core.patterns import check_mask
 from qubo_prune.core.step import BlockSolver
-from qubo_prune.llm.calibration import GramHooks, Stream, first_inputs
+from qubo_prune.llm.calibration import first_inputs
 from qubo_prune.llm.checkpoint import load_layer, load_progress, save_layer, save_progress
 from qubo_prune.llm.layers import (
     decoder_layers,
@@ -33,6 +33,7 @@ from qubo_prune.llm.layers import (
     weight_matrix,
 )
 from qubo_prune.objectives.reconstruction import layer_error
+from qubo_prune.pruners.calibration import GramHooks, Stream
 from qubo_prune.pruners.methods import LayerInput, LayerwiseConfig, prune_matrix
 
 __all__ = ["LayerReport", "prune_causal_lm"]
