@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import dimod
+from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 
-def simulated_annealing() -> dimod.Sampler:
+def simulated_annealing() -> SimulatedAnnealingSampler:
     """Simulated annealing, the algorithm of dwave-neal (whose package now re-exports this)."""
-    from dwave.samplers import SimulatedAnnealingSampler
-
     return SimulatedAnnealingSampler()
 
 
-def tabu() -> dimod.Sampler:
-    from dwave.samplers import TabuSampler
-
+def tabu() -> TabuSampler:
     return TabuSampler()
 
 
-def steepest_descent() -> dimod.Sampler:
-    from dwave.samplers import SteepestDescentSolver
-
+def steepest_descent() -> SteepestDescentSolver:
     return SteepestDescentSolver()

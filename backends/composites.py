@@ -23,6 +23,7 @@ import numpy as np
 __all__ = ["CardinalityComposite", "NormalisingComposite", "penalty_bound"]
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
+_BINARY_TYPES = (dimod.BINARY, dimod.SPIN)
 
 
 def _dense(bqm: dimod.BinaryQuadraticModel, variables: list) -> tuple[np.ndarray, float]:
@@ -121,6 +122,8 @@ class CardinalityComposite(dimod.ComposedSampler):
         if variables != list(range(len(variables))):
             penalised.relabel_variables(dict(enumerate(variables)))
         result = self.child.sample(penalised, **parameters)
+        if not isinstance(result, dimod.SampleSet) or result.vartype not in _BINARY_TYPES:
+            return result  # not an answer: the caller says so, naming the solver
         return _objective_energies(result, bqm, groups, lam, variables)
 
     def sample_batch(
@@ -197,6 +200,9 @@ class NormalisingComposite(dimod.ComposedSampler):
         scale = float(biases.max()) if biases.size else 0.0
         if scale > 0:
             scaled.scale(1.0 / scale)
-        result = self.child.sample(scaled, **parameters).change_vartype(bqm.vartype)
+        result = self.child.sample(scaled, **parameters)
+        if not isinstance(result, dimod.SampleSet) or result.vartype not in _BINARY_TYPES:
+            return result
+        result = result.change_vartype(bqm.vartype)
         energies = bqm.energies((result.record.sample, result.variables))
         return _with_energies(result, energies, result.info)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from qubo_prune.backends.registry import BackendError
+from qubo_prune.backends.errors import BackendError
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -51,6 +51,7 @@ class CostEstimate:
     qpu_seconds: float
     detail: str
     paid: bool = False
+    solves: int = 1
 
     def __add__(self, other: CostEstimate) -> CostEstimate:
         parts = self.detail.split("; ") if self.detail else []
@@ -62,10 +63,20 @@ class CostEstimate:
             self.qpu_seconds + other.qpu_seconds,
             detail,
             self.paid or other.paid,
+            self.solves + other.solves,
+        )
+
+    def times(self, solves: int) -> CostEstimate:
+        """The cost of ``solves`` block solves of this kind."""
+        return replace(
+            self,
+            usd=self.usd * solves,
+            qpu_seconds=self.qpu_seconds * solves,
+            solves=self.solves * solves,
         )
 
 
-FREE = CostEstimate(0.0, 0.0, "")
+FREE = CostEstimate(0.0, 0.0, "")  # one block solve that costs nothing
 
 
 @dataclass(frozen=True)
@@ -146,13 +157,12 @@ def sample_defaults(sampler: type | Callable[..., Any]) -> dict[str, Any]:
 def check_budget(estimates: Iterable[CostEstimate], max_cost: float | None) -> CostEstimate:
     """The total of ``estimates``; raises :class:`BudgetError` if it is paid and ``max_cost`` is
     ``None``, or if it exceeds ``max_cost`` (USD). Call it before the first job is sent."""
-    total = FREE
-    count = 0
+    total = CostEstimate(0.0, 0.0, "", solves=0)
     for estimate in estimates:
-        total, count = total + estimate, count + 1
+        total = total + estimate
     summary = (
-        f"estimated ${total.usd:.2f} ({total.qpu_seconds:.1f} QPU s) for {count} block solves "
-        f"[{total.detail}]"
+        f"estimated ${total.usd:.2f} ({total.qpu_seconds:.1f} QPU s) for {total.solves} block "
+        f"solves [{total.detail}]"
     )
     if total.paid and max_cost is None:
         raise BudgetError(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["braket_problem", "dwave_problem", "ibm_problem"]
+__all__ = ["arn_region", "braket_problem", "dwave_problem", "ibm_problem"]
 
 # Besides a key pair, these make boto3 fetch credentials on first use.
 _AWS_ENV = (
@@ -61,6 +61,12 @@ def dwave_problem(options: Mapping[str, Any] | None = None) -> str | None:
     return None if config.get("token") else hint
 
 
+def arn_region(arn: str) -> str | None:
+    """The region an AWS ARN names (``arn:aws:braket:eu-north-1::device/...``), if any."""
+    parts = str(arn).split(":")
+    return parts[3] or None if len(parts) >= 6 else None
+
+
 def braket_problem(options: Mapping[str, Any] | None = None) -> str | None:
     """AWS credentials and a region for a device ARN; the local simulator needs none."""
     options = options or {}
@@ -85,8 +91,9 @@ def braket_problem(options: Mapping[str, Any] | None = None) -> str | None:
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile "
             "of ~/.aws/credentials or ~/.aws/config (e.g. `aws configure` or `aws sso login`)"
         )
-    arn_region = str(arn).split(":")[3] if str(arn).count(":") >= 5 else ""
-    region = arn_region or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+    region = (
+        arn_region(arn) or os.environ.get("AWS_REGION") or session.get_config_variable("region")
+    )
     if not region:
         return "set AWS_REGION (or AWS_DEFAULT_REGION, or `region` in ~/.aws/config)"
     return None

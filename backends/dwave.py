@@ -16,9 +16,9 @@ from typing import Any
 
 import dimod
 import numpy as np
-from dwave.system import DWaveCliqueSampler
+from dwave.system import DWaveCliqueSampler, LeapHybridSampler
 
-from qubo_prune.backends.registry import BackendError
+from qubo_prune.backends.errors import BackendError, SolveFailed
 from qubo_prune.core.block import cardinality_cqm
 
 __all__ = ["DWaveCliqueQPUSampler", "LeapCQMSampler", "leap_hybrid"]
@@ -90,10 +90,8 @@ class DWaveCliqueQPUSampler(DWaveCliqueSampler):
         return sampleset
 
 
-def leap_hybrid(solver: str | None = None, profile: str | None = None) -> dimod.Sampler:
+def leap_hybrid(solver: str | None = None, profile: str | None = None) -> LeapHybridSampler:
     """Leap's hybrid BQM solver, for blocks larger than any clique embedding."""
-    from dwave.system import LeapHybridSampler
-
     return LeapHybridSampler(**_config(solver, profile))
 
 
@@ -133,6 +131,8 @@ class LeapCQMSampler(dimod.Sampler):
         params = {k: v for k, v in (("time_limit", time_limit), ("label", label)) if v is not None}
         result = self.child.sample_cqm(cqm, **params)
         feasible = result.filter(lambda d: d.is_feasible)
+        if len(feasible) == 0 and bqm.num_variables:
+            raise SolveFailed("the Leap CQM solver returned no feasible sample for this block")
         variables = list(feasible.variables)
         return dimod.SampleSet.from_samples_bqm(
             (feasible.record.sample, variables),

@@ -14,6 +14,8 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import queue
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -23,6 +25,8 @@ import dimod
 import numpy as np
 
 from qubo_prune.backends.composites import CardinalityComposite, NormalisingComposite
+from qubo_prune.backends.errors import BackendError, SolveFailed, cloud_message
+from qubo_prune.backends.options import OptionError, SignatureOptions, check_value
 from qubo_prune.core.block import Block
 from qubo_prune.core.choices import close_matches
 
@@ -34,7 +38,9 @@ __all__ = [
     "BackendError",
     "BackendSpec",
     "Capabilities",
+    "SolveFailed",
     "available_backends",
+    "check_options",
     "get_backend",
     "get_spec",
     "parse_options",
@@ -42,12 +48,12 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "qubo_prune.backends"
 
-# The option the registry consumes itself (penalty and penalty_scale belong to the composite).
+# Options the registry consumes itself (penalty and penalty_scale belong to the composite).
 WARM_START = "warm_start"
-
-
-class BackendError(ValueError):
-    """A backend cannot be used as asked; the message says what to do about it."""
+SOLVE_TIMEOUT = "solve_timeout"
+REGISTRY_OPTIONS = {WARM_START: bool, SOLVE_TIMEOUT: float}
+PENALTY_OPTIONS = ("penalty", "penalty_scale")
+_WORKER_STACK = 64 << 20  # bytes of stack for the thread solves run in
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class BackendSpec:
     ``limit`` the block-size limit they imply (``None``: ``capabilities.max_variables``) and
     ``cost`` the :class:`~qubo_prune.backends.cost.CostEstimate` of one block solve (free when
     absent). ``normalise`` scales each BQM to a largest bias of 1 before the sampler sees it.
+    ``solve_timeout`` is the default upper cap, in seconds, on one solve (option
+    ``solve_timeout``); ``hardware`` the options that select the real device, for the status of
+    a backend that runs locally by default.
     """
 
     name: str
@@ -84,6 +93,8 @@ class BackendSpec:
     limit: Callable[[Mapping[str, Any]], int | None] | None = None
     cost: Callable[[Mapping[str, Any], Prices], CostEstimate] | None = None
     normalise: bool = False
+    solve_timeout: float = 600.0
+    hardware: Mapping[str, Any] | None = None
 
     def missing(self) -> list[str]:
         """Import names of ``requires`` that are not installed."""
@@ -106,14 +117,30 @@ class BackendSpec:
         return self.credentials(dict(options or {})) if self.credentials else None
 
     def status(self) -> str:
-        """``usable``, ``not installed (...)`` or ``no credentials (...)`` for ``qubo-prune solvers``."""
+        """What ``qubo-prune solvers`` says, found offline: credentials are never verified here
+        (that would contact the provider), only found or not."""
         missing = self.missing()
         if missing:
             return f"not installed: {self.install_hint()}"
+        if self.credentials is None:
+            return "ready"
+        if self.hardware is not None:  # local by default, hardware with these options
+            problem = self.credential_problem(self.hardware)
+            found = f"no credentials ({problem})" if problem else "credentials found, not verified"
+            return f"ready (local simulator); hardware: {found}"
         problem = self.credential_problem()
-        if problem:
-            return f"no credentials: {problem}"
-        return "usable"
+        return f"no credentials: {problem}" if problem else "credentials found (not verified)"
+
+    def factory_callable(self) -> Callable[..., Any]:
+        """The factory itself (imports the backend's module, never builds a sampler)."""
+        self.require()
+        module_name, _, attr = self.factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise BackendError(
+                f"solver {self.name!r}: its factory {self.factory!r} cannot be loaded ({err})"
+            ) from None
 
     def max_variables(self, options: Mapping[str, Any] | None = None) -> int | None:
         """The largest block these options allow, known before anything is built."""
@@ -209,6 +236,32 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+class _Worker:
+    """One daemon thread that runs calls in turn; a daemon never keeps the process alive."""
+
+    def __init__(self, name: str):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        previous = threading.stack_size(_WORKER_STACK)  # deep SDK recursion needs a main's stack
+        try:
+            threading.Thread(target=self._serve, name=name, daemon=True).start()
+        finally:
+            threading.stack_size(previous)
+
+    def submit(self, call: Callable[[], Any]) -> tuple[threading.Event, dict[str, Any]]:
+        done, box = threading.Event(), {}
+        self._jobs.put((call, done, box))
+        return done, box
+
+    def _serve(self) -> None:
+        while True:
+            call, done, box = self._jobs.get()
+            try:
+                box["value"] = call()
+            except BaseException as err:  # handed to the caller's thread
+                box["error"] = err
+            done.set()
+
+
 class Backend:
     """A ready solver: the wrapped sampler, its spec and the per-solve options."""
 
@@ -216,6 +269,7 @@ class Backend:
         self.spec = spec
         self.sampler = sampler
         self.options = dict(options)
+        self._worker: _Worker | None = None
 
     @property
     def name(self) -> str:
@@ -251,11 +305,14 @@ class Backend:
         return params
 
     def solve(self, block: Block) -> dimod.SampleSet:
-        """Solve one block; the sample set's variables are ``0..n-1``."""
+        """Solve one block; the sample set's variables are ``0..n-1`` and its values 0/1."""
         self.check_size(block.n)
-        return self.sampler.sample(
-            block.to_bqm(penalty=0.0), cardinality=block.cardinality(), **self._params(block)
+        result = self._call(
+            lambda: self.sampler.sample(
+                block.to_bqm(penalty=0.0), cardinality=block.cardinality(), **self._params(block)
+            )
         )
+        return self._checked(result, block)
 
     def solve_many(self, blocks: Sequence[Block]) -> list[dimod.SampleSet]:
         """Solve several blocks, in one call when the sampler batches (``sample_batch``)."""
@@ -265,12 +322,91 @@ class Backend:
             return [self.solve(b) for b in blocks]
         params = [self._params(b) for b in blocks]
         shared = {k: v for k, v in params[0].items() if k != "initial_states"}
-        return self.sampler.sample_batch(
-            [b.to_bqm(penalty=0.0) for b in blocks],
-            cardinality=[b.cardinality() for b in blocks],
-            initial_states=[p.get("initial_states") for p in params],
-            **shared,
+        results = self._call(
+            lambda: self.sampler.sample_batch(
+                [b.to_bqm(penalty=0.0) for b in blocks],
+                cardinality=[b.cardinality() for b in blocks],
+                initial_states=[p.get("initial_states") for p in params],
+                **shared,
+            )
         )
+        if not isinstance(results, list) or len(results) != len(blocks):
+            raise BackendError(f"solver {self.name!r} did not return one sample set per block")
+        return [self._checked(r, b) for r, b in zip(results, blocks)]
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """Run one solver call under the time cap, its failures as one-line BackendErrors.
+
+        Calls run on the backend's own worker thread (always the same one: some SDKs keep
+        thread-bound state); a call that outlives the cap is abandoned with its thread (a
+        thread cannot be killed) and the run stops, rather than waiting forever.
+        """
+        timeout = float(self.options.get(SOLVE_TIMEOUT, self.spec.solve_timeout))
+        if self._worker is None:
+            self._worker = _Worker(f"solve:{self.name}")
+        done, box = self._worker.submit(call)
+        if not done.wait(timeout):
+            self._worker = None
+            raise BackendError(
+                f"solver {self.name!r} gave no answer within {timeout:g} s (option "
+                f"{SOLVE_TIMEOUT}); the solve was abandoned"
+            )
+        error = box.get("error")
+        if error is None:
+            return box.get("value")
+        if isinstance(error, BackendError) or not isinstance(error, Exception):
+            raise error
+        raise BackendError(_failure(self.name, error)) from None
+
+    def _checked(self, result: Any, block: Block) -> dimod.SampleSet:
+        """``result`` if it is an answer to ``block``: a non-empty sample set over its variables
+        with 0/1 (or -1/+1) values. Anything else stops the run with the solver's name."""
+        if not isinstance(result, dimod.SampleSet):
+            raise BackendError(
+                f"solver {self.name!r} returned {type(result).__name__}, not a dimod.SampleSet"
+            )
+        if len(result) == 0:
+            raise BackendError(f"solver {self.name!r} returned no samples")
+        if set(result.variables) != set(range(block.n)):
+            raise BackendError(
+                f"solver {self.name!r} answered about other variables than the block's"
+            )
+        if result.vartype not in (dimod.BINARY, dimod.SPIN):
+            raise BackendError(
+                f"solver {self.name!r} returned {result.vartype.name} samples, not 0/1 values"
+            )
+        allowed = (0, 1) if result.vartype is dimod.BINARY else (-1, 1)
+        if not np.isin(result.record.sample, allowed).all():
+            raise BackendError(f"solver {self.name!r} returned values other than {allowed}")
+        return result
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Check every option's name and value against what the backend declares, before anything
+    is built, sent or loaded; an option only a built sampler can vouch for is left to
+    :func:`get_backend`."""
+    spec = get_spec(name)
+    declared = SignatureOptions(spec.factory_callable())
+    native = spec.capabilities.native_cardinality
+    for key, value in options.items():
+        if key in REGISTRY_OPTIONS:
+            check_value(key, value, REGISTRY_OPTIONS[key], name)
+        elif key in PENALTY_OPTIONS:
+            if native:
+                raise OptionError(
+                    f"solver {name!r} keeps the cardinality natively, so {key} does not apply"
+                )
+            check_value(key, value, float, name)
+            if value < 0 or (key == "penalty_scale" and value == 0):
+                raise OptionError(f"option {key}={value!r} of solver {name!r} must be positive")
+        elif key in declared.known():
+            check_value(key, value, declared.annotation(key), name)
+        elif not declared.open:
+            raise _unknown(
+                f"option for solver {name!r}:", key, declared.known() | set(REGISTRY_OPTIONS)
+            )
+    if options.get(WARM_START) and not declared.initial_states:
+        raise OptionError(f"solver {name!r} takes no initial state, so warm_start does not apply")
 
 
 def get_backend(name: str, **options: Any) -> Backend:
@@ -280,19 +416,34 @@ def get_backend(name: str, **options: Any) -> Backend:
     problem = spec.credential_problem(options)
     if problem:
         raise BackendError(f"solver {name!r} has no credentials: {problem}")
-    module_name, _, attr = spec.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
+    check_options(name, options)
+    factory = spec.factory_callable()
     # Options the factory's signature names build the sampler; the rest go to sample().
     built = _factory_params(factory)
-    sampler = factory(**{k: v for k, v in options.items() if k in built})
+    try:
+        sampler = factory(**{k: v for k, v in options.items() if k in built})
+    except BackendError:
+        raise
+    except Exception as err:  # an SDK contacting its service: one line, never the secret
+        raise BackendError(_failure(name, err)) from None
     if spec.normalise:
         sampler = NormalisingComposite(sampler)
     sampler = CardinalityComposite(sampler, native=spec.capabilities.native_cardinality)
-    accepted = set(sampler.parameters) | {WARM_START} | built
+    accepted = set(sampler.parameters) | set(REGISTRY_OPTIONS) | built
     unknown = [k for k in options if k not in accepted]
     if unknown:
         raise _unknown(f"option for solver {name!r}:", unknown[0], accepted)
     return Backend(spec, sampler, {k: v for k, v in options.items() if k not in built})
+
+
+def _failure(name: str, error: BaseException) -> str:
+    """One line about a sampler that raised: what to check for known SDK errors, else the
+    error's own first line."""
+    known = cloud_message(error, name)
+    if known:
+        return known
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return f"solver {name!r} failed: {type(error).__name__}: {first}"
 
 
 def _factory_params(factory: Callable[..., Any]) -> set[str]:

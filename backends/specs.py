@@ -61,6 +61,8 @@ BUILTIN_SPECS += [
         limit=qaoa_qiskit_limit,
         cost=ibm_cost,
         normalise=True,
+        solve_timeout=4 * 3600.0,  # IBM queues can hold a job for hours
+        hardware={"ibm_backend": "ibm_torino"},
     ),
     BackendSpec(
         name="braket",
@@ -73,6 +75,8 @@ BUILTIN_SPECS += [
         limit=braket_limit,
         cost=braket_cost,
         normalise=True,
+        solve_timeout=4 * 3600.0,  # device queues; each batch has its own `timeout` too
+        hardware={"device_arn": "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"},
     ),
     BackendSpec(
         name="dwave",
@@ -83,6 +87,7 @@ BUILTIN_SPECS += [
         extra="dwave",
         credentials=dwave_problem,
         cost=dwave_qpu_cost,
+        solve_timeout=3600.0,
     ),
     BackendSpec(
         name="leap-hybrid",
@@ -93,6 +98,7 @@ BUILTIN_SPECS += [
         extra="dwave",
         credentials=dwave_problem,
         cost=leap_hybrid_cost,
+        solve_timeout=3600.0,
     ),
     BackendSpec(
         name="leap-cqm",
@@ -103,6 +109,7 @@ BUILTIN_SPECS += [
         extra="dwave",
         credentials=dwave_problem,
         cost=leap_cqm_cost,
+        solve_timeout=3600.0,
     ),
     BackendSpec(
         name="gpu-anneal",

@@ -37,11 +37,12 @@ RUNS = {
 
 
 def dense_perplexity(eval_windows: int) -> float:
-    from qubo_prune.apps.smollm2 import load_model
+    from qubo_prune.apps.smollm2 import smollm2_dir
+    from qubo_prune.llm.model import load_causal_lm
     from qubo_prune.llm.perplexity import perplexity
     from qubo_prune.llm.text import PYTHON_DOCS, evaluation_windows, token_stream
 
-    model, tokenizer = load_model("smollm2")
+    model, tokenizer = load_causal_lm(smollm2_dir())
     windows = evaluation_windows(token_stream(tokenizer, PYTHON_DOCS / "library"), eval_windows)
     return perplexity(model, windows)
 

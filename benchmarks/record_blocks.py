@@ -26,10 +26,11 @@ from qubo_prune.pruners.selection import select_row_blocks
 
 def first_down_proj(windows: int) -> tuple[torch.Tensor, GramAccumulator]:
     """SmolLM2-135M's first ``mlp.down_proj`` weight and its Gram over the first windows."""
-    from qubo_prune.apps.smollm2 import load_model
+    from qubo_prune.apps.smollm2 import smollm2_dir
+    from qubo_prune.llm.model import load_causal_lm
     from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, token_stream
 
-    model, tokenizer = load_model("smollm2")
+    model, tokenizer = load_causal_lm(smollm2_dir())
     layer = model.model.layers[0].mlp.down_proj
     gram = GramAccumulator(layer.in_features)
     handle = layer.register_forward_hook(lambda m, inp, o: gram.add(inp[0]))

@@ -106,3 +106,36 @@ def layer_problem(rows: int = 6, cols: int = 16, seed: int = 0):
     acc = GramAccumulator(cols)
     acc.add(U.T)
     return W0, U, acc
+
+
+def tiny_llama_folder(path, seed: int = 0):
+    """A saved two-layer random Llama with a letter tokenizer, and a text file to read:
+    ``(folder, text)``; the model's context is 64 tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {chr(97 + i): i for i in range(26)} | {"[UNK]": 26}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    tiny_llama(seed).save_pretrained(path / "m")
+    fast.save_pretrained(path / "m")
+    text = path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog " * 40, encoding="utf-8")
+    return path / "m", text
+
+
+def prune_llm_args(folder, text, out, *extra: str) -> list[str]:
+    """``qubo-prune prune-llm`` on a tiny folder: two windows of 32 tokens each way."""
+    return [
+        "prune-llm", "--model", str(folder), "--out", str(out), "--calib-text", str(text),
+        "--eval-text", str(text), "--calib-windows", "2", "--eval-windows", "2", "--seqlen",
+        "32", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def raise_no_region():
+    """A backend factory that fails as boto3 does without a region."""
+    import botocore.exceptions
+
+    raise botocore.exceptions.NoRegionError()

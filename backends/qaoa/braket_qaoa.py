@@ -22,6 +22,8 @@ import dimod
 import numpy as np
 from braket.devices import LocalSimulator
 
+from qubo_prune.backends.credentials import arn_region
+from qubo_prune.backends.errors import BackendError, SolveFailed
 from qubo_prune.backends.limits import MAX_SIMULATED_QUBITS
 from qubo_prune.backends.qaoa.common import (
     QAOASampler,
@@ -30,14 +32,13 @@ from qubo_prune.backends.qaoa.common import (
     shots_to_sampleset,
     z_ising,
 )
-from qubo_prune.backends.registry import BackendError
 
 __all__ = ["BraketQAOASampler", "BraketTaskError", "qaoa_circuit"]
 
 _TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
-class BraketTaskError(BackendError):
+class BraketTaskError(SolveFailed):
     """A Braket task failed, was cancelled or timed out; the block should stay unchanged."""
 
 
@@ -91,7 +92,10 @@ class BraketQAOASampler(QAOASampler):
             import boto3
             from braket.aws import AwsDevice, AwsSession
 
-            session = AwsSession(boto3.Session(profile_name=aws_profile)) if aws_profile else None
+            # A QPU's ARN names its region; without AWS_REGION boto3 would not know it.
+            region = arn_region(device_arn)
+            boto = boto3.Session(profile_name=aws_profile, region_name=region)
+            session = AwsSession(boto) if aws_profile or region else None
             device = AwsDevice(device_arn, aws_session=session)
         self._device = device if device is not None else self._local
         if isinstance(self._device, LocalSimulator):

@@ -15,7 +15,7 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qubo_prune.backends.registry import BackendError
+from qubo_prune.backends.errors import BackendError
 
 __all__ = ["QAOASampler", "check_qubits", "ramp_angles", "shots_to_sampleset", "z_ising"]
 

@@ -19,6 +19,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from qubo_prune.backends.errors import BackendError
 from qubo_prune.backends.limits import MAX_SIMULATED_QUBITS
 from qubo_prune.backends.qaoa.common import (
     QAOASampler,
@@ -26,7 +27,6 @@ from qubo_prune.backends.qaoa.common import (
     ramp_angles,
     shots_to_sampleset,
 )
-from qubo_prune.backends.registry import BackendError
 
 __all__ = ["QiskitQAOASampler"]
 

@@ -20,7 +20,7 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
 
 
-def _add_max_cost(p: argparse.ArgumentParser) -> None:
+def _add_cost_args(p: argparse.ArgumentParser, dry_run: str) -> None:
     p.add_argument(
         "--max-cost",
         type=float,
@@ -28,13 +28,11 @@ def _add_max_cost(p: argparse.ArgumentParser) -> None:
         metavar="USD",
         help="budget a paid solver may spend; required for QPUs and cloud solvers",
     )
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
 
 
 def _add_solver_args(p: argparse.ArgumentParser) -> None:
-    _add_max_cost(p)
-    p.add_argument(
-        "--dry-run", action="store_true", help="build and price every block, send nothing"
-    )
+    _add_cost_args(p, "build and price every block, send nothing")
     p.add_argument("--solver", default="neal", help="backend name (see `qubo-prune solvers`)")
     p.add_argument(
         "--solver-opt",
@@ -104,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--record-count", type=int, default=12)
     cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
-    _add_max_cost(cmp_)
+    _add_cost_args(cmp_, "price every solver on the blocks, send nothing")
     _add_prune_llm_parser(sub)
     return parser
 
@@ -180,12 +178,12 @@ def cmd_solvers() -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from qubo_prune.apps.demo import run_demo
+    from qubo_prune.apps.demo import DemoSettings, run_demo
 
-    run_demo(
+    settings = DemoSettings(
         solver=args.solver,
         solver_options=parse_options(args.solver_opt),
-        densities=args.densities,
+        densities=tuple(args.densities),
         block_size=args.block_size,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
@@ -193,6 +191,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         hidden=args.hidden,
         train_subset=args.train_subset,
+    )
+    run_demo(
+        settings,
         out=args.out,
         record_blocks=args.record_blocks,
         progress=not args.no_progress,
@@ -214,12 +215,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         record_size=args.record_size,
         record_count=args.record_count,
         max_cost=args.max_cost,
+        dry_run=args.dry_run,
     )
     return 0
 
 
 def cmd_prune_llm(args: argparse.Namespace) -> int:
-    from qubo_prune.apps.prune_llm import format_summary, run_prune_llm
+    from qubo_prune.apps.prune_llm import LLMJob, format_summary, run_prune_llm
     from qubo_prune.llm.text import PYTHON_DOCS
     from qubo_prune.pruners.methods import LayerwiseConfig
 
@@ -236,42 +238,47 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         start=args.start,
         seed=args.seed,
     )
-    summary = run_prune_llm(
-        args.model,
-        config,
-        args.out,
+    job = LLMJob(
+        model=args.model,
         calib_text=args.calib_text or PYTHON_DOCS / "tutorial",
         eval_text=args.eval_text or PYTHON_DOCS / "library",
         calib_windows=args.calib_windows,
         eval_windows=args.eval_windows,
         seqlen=args.seqlen,
         dense_errors=not args.no_dense_errors,
-        progress=not args.no_progress,
         device=args.device,
     )
+    summary = run_prune_llm(
+        job, config, args.out, args.max_cost, args.dry_run, progress=not args.no_progress
+    )
+    if summary.get("dry_run"):
+        return 0
     print(format_summary(summary))
     return 0
 
 
+AFTER_INTERRUPT = {
+    "demo": "finished densities and the checkpoint of the one in progress are kept in {out}: "
+    "run the same command again to resume",
+    "prune-llm": "finished decoder layers are kept in {out}: run the same command again to resume",
+    "compare": "nothing was written to {out}",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from qubo_prune.apps.lock import FolderBusy
+
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     args = build_parser().parse_args(argv)
+    commands = {"solvers": lambda a: cmd_solvers(), "demo": cmd_demo, "prune-llm": cmd_prune_llm}
     try:
-        if args.command == "solvers":
-            return cmd_solvers()
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "prune-llm":
-            return cmd_prune_llm(args)
-        return cmd_compare(args)
-    except (BackendError, ValueError, FloatingPointError, FileNotFoundError) as err:
+        return commands.get(args.command, cmd_compare)(args)
+    except (BackendError, ValueError, FloatingPointError, OSError, FolderBusy) as err:
         print(f"qubo-prune {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "interrupted; finished steps are kept in the checkpoint, run again to resume",
-            file=sys.stderr,
-        )
+        kept = AFTER_INTERRUPT.get(args.command, "").format(out=getattr(args, "out", ""))
+        print(f"qubo-prune {args.command}: interrupted; {kept}", file=sys.stderr)
         return 130
 
 

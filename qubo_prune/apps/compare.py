@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from qubo_prune.backends.cost import check_budget, estimate_block_cost
+from qubo_prune.apps.lock import locked
+from qubo_prune.backends.gate import admit
 from qubo_prune.backends.metrics import gap, missed_improvement
-from qubo_prune.backends.registry import BackendError, get_backend, get_spec, parse_options
+from qubo_prune.backends.registry import BackendError, get_backend, parse_options
 from qubo_prune.core.block import Block, load_blocks, save_blocks
 from qubo_prune.core.decode import decide
 
@@ -87,9 +88,10 @@ def solve_all(
     max_cost: float | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (block, solver): energy, feasibility before repair, time, cost, status."""
-    # Every paid solver is priced over all blocks before any client is built or job sent.
-    costs = {s: estimate_block_cost(name, options.get(s, {})) for s, name in solvers.items()}
-    check_budget([costs[s] for s in solvers for _ in blocks], max_cost)
+    # Every solver passes the gate over all blocks before any client is built or job sent.
+    costs = {
+        s: admit(name, options.get(s, {}), len(blocks), max_cost) for s, name in solvers.items()
+    }
     backends = {s: get_backend(name, **dict(options.get(s, {}))) for s, name in solvers.items()}
     rows = []
     for i, block in enumerate(blocks):
@@ -130,7 +132,7 @@ def solve_all(
                     "feasible_fraction": d.feasible_fraction,
                     "repaired": d.repaired,
                     "qpu_access_us": timing.get("qpu_access_time", np.nan),
-                    "cost_usd": costs[name].usd,
+                    "cost_usd": costs[name].usd / max(1, len(blocks)),
                 }
             )
     _add_gaps(rows, exact={s for s, name in solvers.items() if name == "exact"})
@@ -192,25 +194,51 @@ def compare_solvers(
     record_size: int = 20,
     record_count: int = 12,
     max_cost: float | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Solve every block with every solver; print a table, write CSV, JSON and a PNG to ``out``."""
+    """Solve every block with every solver; print a table, write CSV, JSON and a PNG to ``out``.
+
+    Every solver passes the budget gate before any block is recorded or sent; ``dry_run``
+    prices the comparison and stops there."""
     if not solvers:
         raise ValueError("name at least one solver")
+    if record_count < 1 or record_size < 2:
+        raise ValueError(
+            f"--record-count must be at least 1 and --record-size at least 2, got "
+            f"{record_count} and {record_size}"
+        )
     variants = split_solvers(solvers)
     solvers = list(variants)
-    for s in solvers:
-        get_spec(variants[s])  # unknown names fail here, before any block is recorded or solved
-    if blocks_path is not None:
-        if not blocks_path.exists():
-            raise FileNotFoundError(f"no recorded blocks at {blocks_path}")
-        blocks = load_blocks(blocks_path)
-    else:
-        blocks_path = out / "blocks.npz"
+    blocks = load_blocks(blocks_path) if blocks_path is not None else None
+    count = len(blocks) if blocks is not None else record_count
+    costs = [admit(variants[s], options.get(s, {}), count, max_cost, dry_run) for s in solvers]
+    if dry_run:
+        total = sum(c.usd for c in costs)
         print(
-            f"recording {record_count} blocks of {record_size} weights from the garment "
-            f"classifier into {blocks_path}"
+            f"dry run: {len(solvers)} solvers x {count} blocks, estimated ${total:.2f}; sent nothing"
         )
-        blocks = record_garment_blocks(blocks_path, record_size, record_count)
+        return {"dry_run": True, "cost_usd": total}
+    with locked(out):
+        if blocks is None:
+            blocks_path = out / "blocks.npz"
+            print(
+                f"recording {record_count} blocks of {record_size} weights from the garment "
+                f"classifier into {blocks_path}"
+            )
+            blocks = record_garment_blocks(blocks_path, record_size, record_count)
+        return _report(blocks, blocks_path, variants, options, max_cost, out)
+
+
+def _report(
+    blocks: Sequence[Block],
+    blocks_path: Path,
+    variants: Mapping[str, str],
+    options: Mapping[str, Mapping[str, Any]],
+    max_cost: float | None,
+    out: Path,
+) -> dict[str, Any]:
+    """Solve, then print the tables and write CSV, JSON and the plot."""
+    solvers = list(variants)
     rows = solve_all(blocks, variants, options, max_cost)
     summary = summarise(rows, solvers)
     out.mkdir(parents=True, exist_ok=True)

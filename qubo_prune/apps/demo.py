@@ -1,24 +1,38 @@
-"""The main job on an embedded default: prune the garment classifier three ways, side by side."""
+"""The main job on an embedded default: prune the garment classifier three ways, side by side.
+
+Every setting is checked before the data load (:class:`DemoSettings`, the pruner's own checks,
+the budget gate). Each finished density's row is kept in ``OUT/densities/`` with the settings
+that made it, and the density in progress keeps its iCBS checkpoint, so an interrupted demo run
+again with the same command redoes neither; a dry run writes nothing.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from qubo_prune.apps.garment import Dataset, evaluate, load_fashion_mnist, trained_classifier
-from qubo_prune.core.block import save_blocks
+from qubo_prune.apps.garment import (
+    Dataset,
+    evaluate,
+    garment_mlp,
+    load_fashion_mnist,
+    trained_classifier,
+)
+from qubo_prune.apps.lock import locked
+from qubo_prune.core.block import load_blocks, save_blocks
 from qubo_prune.core.masks import MaskState
 from qubo_prune.core.scores import initial_mask, input_norms, score, validate_density
 from qubo_prune.pruners.icbs import ICBSPruner
 from qubo_prune.pruners.validation import resolve_tensors
 
-__all__ = ["DEMO_SOLVER_OPTIONS", "baseline_accuracy", "run_demo"]
+__all__ = ["DEMO_SOLVER_OPTIONS", "DemoSettings", "baseline_accuracy", "run_demo"]
 
 # Options the demo uses when none are given, measured on real 1024-weight garment blocks
 # (docs/benchmarks.md): with the provable-bound penalty, annealers and greedy descent mostly
@@ -29,6 +43,53 @@ DEMO_SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     "steepest-descent": {"num_reads": 4, "penalty_scale": 0.01, "seed": 0},
     "gpu-anneal": {"num_reads": 4, "num_sweeps": 30, "seed": 0},
 }
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that decides the demo's numbers; ``icbs`` holds further ICBSConfig settings."""
+
+    solver: str = "neal"
+    solver_options: Mapping[str, Any] = field(default_factory=dict)
+    densities: tuple[float, ...] = (0.1, 0.2, 0.3)
+    block_size: int = 1024
+    epochs: int = 10
+    steps_per_epoch: int = 3
+    samples_per_step: int = 1024
+    seed: int = 0
+    hidden: int = 512
+    train_subset: int = 0
+    icbs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        densities = tuple(validate_density(d) for d in self.densities)
+        if not densities:
+            raise ValueError("give at least one density")
+        object.__setattr__(self, "densities", densities)
+        if not self.solver_options:
+            object.__setattr__(self, "solver_options", DEMO_SOLVER_OPTIONS.get(self.solver, {}))
+        if int(self.hidden) < 1:
+            raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
+        if int(self.train_subset) < 0:
+            raise ValueError(f"--train-subset must be 0 (all) or positive, got {self.train_subset}")
+
+    def pruner(self, density: float, **run: Any) -> ICBSPruner:
+        return ICBSPruner(
+            density,
+            self.solver,
+            self.solver_options,
+            block_size=self.block_size,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            samples_per_step=self.samples_per_step,
+            seed=self.seed,
+            **self.icbs,
+            **run,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The settings as plain data, stored beside each finished density's row."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 def baseline_accuracy(
@@ -52,119 +113,115 @@ def baseline_accuracy(
 
 
 def run_demo(
-    solver: str = "neal",
-    solver_options: Mapping[str, Any] | None = None,
-    densities: Sequence[float] = (0.1, 0.2, 0.3),
-    block_size: int = 1024,
-    epochs: int = 10,
-    steps_per_epoch: int = 3,
-    samples_per_step: int = 1024,
-    seed: int = 0,
-    hidden: int = 512,
-    train_subset: int = 0,
+    settings: DemoSettings,
     out: Path = Path("runs/demo"),
     record_blocks: Path | None = None,
     progress: bool = True,
-    **icbs_params: Any,
+    max_cost: float | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train (once) and prune the garment MLP; print the table, write JSON and a plot to ``out``."""
-    densities = [validate_density(d) for d in densities]
-    if not densities:
-        raise ValueError("give at least one density")
-    if not solver_options:
-        solver_options = DEMO_SOLVER_OPTIONS.get(solver, {})
-        if solver_options:
-            opts = " ".join(f"--solver-opt {k}={v}" for k, v in solver_options.items())
-            print(f"solver {solver} with the demo's default options: {opts}")
-
-    def pruner(density: float) -> ICBSPruner:
-        return ICBSPruner(
-            density,
-            solver,
-            solver_options,
-            block_size=block_size,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            samples_per_step=samples_per_step,
-            seed=seed,
-            checkpoint=out / "checkpoints" / f"icbs-d{density:g}.pt",
-            record_blocks=record_blocks is not None,
-            progress=progress,
-            **icbs_params,
-        )
-
-    first = pruner(densities[0])  # every setting, the solver and the budget are checked first
+    if settings.solver_options == DEMO_SOLVER_OPTIONS.get(settings.solver):
+        opts = " ".join(f"--solver-opt {k}={v}" for k, v in settings.solver_options.items())
+        print(f"solver {settings.solver} with the demo's default options: {opts}")
+    first = settings.pruner(settings.densities[0], max_cost=max_cost, dry_run=dry_run)
+    first.check_model(garment_mlp(settings.hidden))  # blocks must fit before any data loads
+    densities = len(settings.densities)
     if first.cost.paid:
         print(
-            f"solver {solver} is billed: estimated ${first.cost.usd * len(densities):.2f} "
-            f"({first.cost.qpu_seconds * len(densities):.1f} QPU s) for the whole demo"
+            f"solver {settings.solver} is billed: estimated ${first.cost.usd * densities:.2f} "
+            f"({first.cost.qpu_seconds * densities:.1f} QPU s) for the whole demo"
         )
-    data, model, names = _garment(seed, hidden, train_subset)
-    norms = input_norms(model, data.X_train[:4096], names)
-    dense = evaluate(model, data.X_test, data.y_test)
-    print(f"garment classifier on {data.name}: dense test accuracy {dense:.2f}%")
-    if icbs_params.get("dry_run"):
-        for density in densities:
-            result = pruner(density).prune(model, F.cross_entropy, data.X_train, data.y_train)
-            print(
-                f"  dry run, density {density:g}: built {len(result.history)} blocks of "
-                f"{block_size} weights, nothing sent"
-            )
-        return {"dry_run": True, "cost_usd": first.cost.usd * len(densities)}
-
-    rows, blocks = [], []
-    for density in densities:
-        row = _baselines(model, data, names, density, norms)
-        row.update(_icbs(pruner(density), model, data, names, blocks))
-        rows.append(row)
-        print(
-            f"  density {density:g}: magnitude {row['magnitude']:.2f}%  wanda "
-            f"{row['wanda']:.2f}%  iCBS[{solver}] {row['icbs']:.2f}% "
-            f"({row['icbs_seconds']:.1f} s, {row['accepted_steps']}/{row['steps']} steps "
-            "accepted)",
-            flush=True,
-        )
-    report = {
-        "dataset": data.name,
-        "dense": dense,
-        "solver": solver,
-        "solver_options": dict(solver_options or {}),
-        "block_size": block_size,
-        "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "rows": rows,
-    }
-    _write(report, out, blocks, record_blocks)
+    if dry_run:
+        return _dry_run(settings, first)
+    with locked(out):
+        data, model, names = _garment(settings)
+        norms = input_norms(model, data.X_train[:4096], names)
+        dense = evaluate(model, data.X_test, data.y_test)
+        print(f"garment classifier on {data.name}: dense test accuracy {dense:.2f}%")
+        rows = [
+            _density(settings, d, out, (model, data, names, norms), record_blocks, progress)
+            for d in settings.densities
+        ]
+        report = {"dataset": data.name, "dense": dense, **settings.record(), "rows": rows}
+        _write(report, out, record_blocks)
     return report
 
 
-def _garment(seed: int, hidden: int, train_subset: int):
+def _dry_run(settings: DemoSettings, first: ICBSPruner) -> dict[str, Any]:
+    """Build and price every block of every density without sending one; writes nothing."""
+    data, model, names = _garment(settings)
+    for density in settings.densities:
+        pruner = (
+            first if density == settings.densities[0] else settings.pruner(density, dry_run=True)
+        )
+        result = pruner.prune(model, F.cross_entropy, data.X_train, data.y_train, names)
+        print(
+            f"  dry run, density {density:g}: built {len(result.history)} blocks of "
+            f"{settings.block_size} weights, nothing sent"
+        )
+    return {"dry_run": True, "cost_usd": first.cost.usd * len(settings.densities)}
+
+
+def _garment(settings: DemoSettings):
     """The data (optionally its first ``train_subset`` training images) and the trained MLP."""
     data = load_fashion_mnist()
-    if train_subset:
+    if settings.train_subset:
         data = Dataset(
             data.name,
-            data.X_train[:train_subset],
-            data.y_train[:train_subset],
+            data.X_train[: settings.train_subset],
+            data.y_train[: settings.train_subset],
             data.X_test,
             data.y_test,
         )
-    model = trained_classifier(data, seed=seed, hidden=hidden)
+    model = trained_classifier(data, seed=settings.seed, hidden=settings.hidden)
     return data, model, resolve_tensors(model, None)
 
 
-def _baselines(model, data: Dataset, names: list[str], density: float, norms) -> dict[str, Any]:
-    """Test accuracy and time of magnitude and Wanda at ``density``."""
-    row: dict[str, Any] = {"density": density}
+def _density(
+    settings: DemoSettings,
+    density: float,
+    out: Path,
+    job: tuple,
+    record_blocks: Path | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """One density's row: from its saved result when the same settings made it, else run."""
+    model, data, names, norms = job
+    saved = out / "densities" / f"d{density:g}.json"
+    if saved.exists():
+        kept = json.loads(saved.read_text())
+        if kept.get("settings") == settings.record():
+            print(f"  density {density:g}: kept from {saved}")
+            return kept["row"]
+    row = {"density": density}
     for method in ("magnitude", "wanda"):
         t0 = time.perf_counter()
         row[method] = baseline_accuracy(model, data, names, method, density, norms)
         row[f"{method}_seconds"] = time.perf_counter() - t0
+    checkpoint = out / "checkpoints" / f"icbs-d{density:g}.pt"
+    pruner = settings.pruner(
+        density, checkpoint=checkpoint, record_blocks=record_blocks is not None, progress=progress
+    )
+    icbs, blocks = _icbs(pruner, model, data, names)
+    row.update(icbs)
+    if record_blocks is not None:
+        save_blocks(blocks, saved.with_suffix(".blocks.npz"))
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"settings": settings.record(), "row": row}, indent=1))
+    checkpoint.unlink(missing_ok=True)  # the row is kept; nothing of this density to resume
+    print(
+        f"  density {density:g}: magnitude {row['magnitude']:.2f}%  wanda "
+        f"{row['wanda']:.2f}%  iCBS[{settings.solver}] {row['icbs']:.2f}% "
+        f"({row['icbs_seconds']:.1f} s, {row['accepted_steps']}/{row['steps']} steps accepted)",
+        flush=True,
+    )
     return row
 
 
-def _icbs(pruner: ICBSPruner, model, data: Dataset, names: list[str], blocks: list) -> dict:
-    """Prune with iCBS (test accuracy after every epoch), then put the dense weights back."""
+def _icbs(pruner: ICBSPruner, model, data: Dataset, names: list[str]) -> tuple[dict, list]:
+    """Prune with iCBS (test accuracy after every epoch), then put the dense weights back;
+    the row's iCBS figures and the blocks it recorded."""
     curve: list[tuple[int, float, float]] = []
     t0 = time.perf_counter()
 
@@ -182,18 +239,20 @@ def _icbs(pruner: ICBSPruner, model, data: Dataset, names: list[str], blocks: li
         "steps": len(result.history),
         "tensor_density": {n: result.state.density(n) for n in names},
     }
-    blocks.extend(result.blocks)
     result.state.restore_dense()
-    pruner.checkpoint.unlink(missing_ok=True)
-    return row
+    return row, result.blocks
 
 
-def _write(report: dict[str, Any], out: Path, blocks: list, record_blocks: Path | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _write(report: dict[str, Any], out: Path, record_blocks: Path | None) -> None:
     (out / "demo.json").write_text(json.dumps(report, indent=2))
     _print_table(report)
     _plot(report, out / "demo.png")
     if record_blocks is not None:
+        blocks = [
+            b
+            for d in report["densities"]
+            for b in load_blocks(out / "densities" / f"d{d:g}.blocks.npz")
+        ]
         save_blocks(blocks, record_blocks)
         print(f"recorded {len(blocks)} blocks to {record_blocks}")
     print(f"wrote {out / 'demo.json'} and {out / 'demo.png'}")

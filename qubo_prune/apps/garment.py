@@ -7,6 +7,8 @@ without them the demo stops with that install command before any work.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,16 +135,27 @@ def train(
 
 
 def trained_classifier(
-    data: Dataset, epochs: int = 5, seed: int = 0, hidden: int = 512
+    data: Dataset,
+    epochs: int = 5,
+    seed: int = 0,
+    hidden: int = 512,
+    lr: float = 1e-3,
+    momentum: float = 0.9,
+    batch: int = 64,
 ) -> nn.Sequential:
-    """Train once per (dataset, epochs, seed, width) and cache the weights."""
-    path = cache_dir() / f"garment-mlp-{data.name}-h{hidden}-e{epochs}-s{seed}.pt"
+    """Train once and cache the weights, keyed by the training data's content and every
+    training option, so a cached model is only ever reused for the same training."""
+    options = dict(epochs=epochs, seed=seed, hidden=hidden, lr=lr, momentum=momentum, batch=batch)
+    digest = hashlib.blake2b(json.dumps(options, sort_keys=True).encode(), digest_size=8)
+    for t in (data.X_train, data.y_train):
+        digest.update(t.contiguous().numpy().tobytes())
+    path = cache_dir() / f"garment-mlp-{data.name}-h{hidden}-{digest.hexdigest()}.pt"
     torch.manual_seed(seed)
     model = garment_mlp(hidden)
     if path.exists():
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
-    train(model, data, epochs=epochs, seed=seed)
+    train(model, data, epochs=epochs, lr=lr, momentum=momentum, batch=batch, seed=seed)
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)

@@ -6,20 +6,24 @@ from __future__ import annotations
 import json
 import resource
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from qubo_prune.apps.smollm2 import load_model
+from qubo_prune.apps.lock import locked
+from qubo_prune.apps.smollm2 import SMOLLM2, model_folder
+from qubo_prune.backends.gate import admit
 from qubo_prune.llm.checkpoint import save_pruned
+from qubo_prune.llm.model import inspect_folder, load_causal_lm
 from qubo_prune.llm.perplexity import perplexity
 from qubo_prune.llm.pipeline import prune_causal_lm
 from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, evaluation_windows, token_stream
 from qubo_prune.pruners.methods import LayerwiseConfig
+from qubo_prune.pruners.validation import check_block_memory, check_finite_weights
 
-__all__ = ["format_summary", "peak_rss_mb", "run_prune_llm"]
+__all__ = ["LLMJob", "format_summary", "peak_rss_mb", "plan", "run_prune_llm"]
 
 
 def peak_rss_mb() -> float:
@@ -27,58 +31,115 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+@dataclass(frozen=True)
+class LLMJob:
+    """What a ``prune-llm`` run reads and where it runs, checked when made."""
+
+    model: str = SMOLLM2
+    calib_text: Path = PYTHON_DOCS / "tutorial"
+    eval_text: Path = PYTHON_DOCS / "library"
+    calib_windows: int = 32
+    eval_windows: int = 64
+    seqlen: int = 512
+    dense_errors: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for label, value, least in (
+            ("--calib-windows", self.calib_windows, 1),
+            ("--eval-windows", self.eval_windows, 1),
+            ("--seqlen", self.seqlen, 2),
+        ):
+            if int(value) < least:
+                raise ValueError(f"{label} must be at least {least}, got {value}")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"unknown device {self.device!r}: {err}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked, but torch sees no CUDA device here")
+        for source in (self.calib_text, self.eval_text):
+            if not Path(source).exists():
+                hint = (
+                    " (Debian package python3.11-doc)"
+                    if PYTHON_DOCS in Path(source).parents
+                    else ""
+                )
+                raise FileNotFoundError(f"text source {str(source)!r} does not exist{hint}")
+
+
+def plan(job: LLMJob, config: LayerwiseConfig, max_cost: float | None, dry_run: bool):
+    """Everything checked before the weights load: the folder, the context, the block sizes,
+    and the solver's options and price for every block the run will solve."""
+    info = inspect_folder(model_folder(job.model))
+    if info.context is not None and job.seqlen > info.context:
+        raise ValueError(f"--seqlen {job.seqlen} is beyond the model's context ({info.context})")
+    if config.method != "icbs":
+        return info, None
+    check_block_memory(min(config.block_size, info.widest), config.rows_per_batch)
+    solves = config.iterations * info.rows
+    cost = admit(config.solver, config.solver_options, solves, max_cost, dry_run)
+    return info, cost
+
+
 def run_prune_llm(
-    model_name: str,
+    job: LLMJob,
     config: LayerwiseConfig,
     out: Path,
-    calib_text: Path = PYTHON_DOCS / "tutorial",
-    eval_text: Path = PYTHON_DOCS / "library",
-    calib_windows: int = 32,
-    eval_windows: int = 64,
-    seqlen: int = 512,
-    dense_errors: bool = True,
+    max_cost: float | None = None,
+    dry_run: bool = False,
     progress: bool = True,
-    device: str = "cpu",
 ) -> dict[str, Any]:
     """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary.
 
-    ``device`` runs the model's forward passes (calibration and evaluation) there; the pruning
-    math of each layer runs on the CPU in float64.
+    The model's forward passes (calibration and evaluation) run on ``job.device``; the pruning
+    math of each layer runs on the CPU in float64. A dry run prices and stops.
     """
-    try:  # a bad device fails here, before the model loads
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} asked, but torch sees no CUDA device here")
-    model, tokenizer = load_model(model_name)
-    model.to(device)
-    if tokenizer is None:
-        raise FileNotFoundError(f"model folder {str(model_name)!r} holds no tokenizer")
-    calib = calibration_windows(token_stream(tokenizer, calib_text), calib_windows, seqlen)
-    evals = evaluation_windows(token_stream(tokenizer, eval_text), eval_windows, seqlen)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    reports = prune_causal_lm(model, calib, config, out, dense_errors, progress)
-    seconds = time.perf_counter() - start
-    ppl = perplexity(model, evals, progress)
-    save_pruned(model, tokenizer, out)
+    info, cost = plan(job, config, max_cost, dry_run)
+    if dry_run:
+        solves = cost.solves if cost is not None else 0
+        usd = cost.usd if cost is not None else 0.0
+        print(
+            f"dry run: {solves} block solves over {len(info.shapes)} weights, estimated ${usd:.2f}"
+        )
+        return {"dry_run": True, "solves": solves, "cost_usd": usd}
+    with locked(out):
+        model, tokenizer = load_causal_lm(info.path, progress)
+        if tokenizer is None:
+            raise FileNotFoundError(f"model folder {str(info.path)!r} holds no tokenizer")
+        check_finite_weights(model)
+        model.to(job.device)
+        calib = calibration_windows(
+            token_stream(tokenizer, job.calib_text), job.calib_windows, job.seqlen
+        )
+        evals = evaluation_windows(
+            token_stream(tokenizer, job.eval_text), job.eval_windows, job.seqlen
+        )
+        start = time.perf_counter()
+        reports = prune_causal_lm(model, calib, config, out, job.dense_errors, progress)
+        seconds = time.perf_counter() - start
+        ppl = perplexity(model, evals, progress)
+        save_pruned(model, tokenizer, out)
+        summary = _summary(job, config, reports, ppl, seconds, len(calib), len(evals))
+        (out / "report.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _summary(job, config, reports, ppl, seconds, calib, evals) -> dict[str, Any]:
     mean = lambda key: sum(getattr(r, key) for r in reports) / len(reports)  # noqa: E731
-    summary = {
-        "model": str(model_name),
+    return {
+        "model": str(job.model),
         "config": config.to_dict(),
         "perplexity": ppl,
         "mean_layer_error": mean("error"),
         "mean_mask_error": mean("mask_error"),
-        "mean_dense_layer_error": mean("dense_error") if dense_errors else None,
+        "mean_dense_layer_error": mean("dense_error") if job.dense_errors else None,
         "prune_seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
-        "calib_windows": len(calib),
-        "eval_windows": len(evals),
+        "calib_windows": calib,
+        "eval_windows": evals,
         "layers": [asdict(r) for r in reports],
     }
-    (out / "report.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 def format_summary(s: dict[str, Any]) -> str:

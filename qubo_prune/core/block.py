@@ -14,7 +14,16 @@ from pathlib import Path
 import dimod
 import numpy as np
 
-__all__ = ["Block", "cardinality_cqm", "load_blocks", "save_blocks"]
+__all__ = ["Block", "block_bytes", "cardinality_cqm", "load_blocks", "save_blocks"]
+
+# float64 n x n matrices alive while one block is built and solved: the objective's Hessian or
+# Gram slice, Q, the BQM and its penalised copy, and the sampler's own.
+_MATRICES_PER_BLOCK = 8
+
+
+def block_bytes(n: int) -> int:
+    """Memory one block of ``n`` weights takes while it is built and solved."""
+    return _MATRICES_PER_BLOCK * 8 * int(n) ** 2
 
 
 def cardinality_cqm(
@@ -169,11 +178,21 @@ def save_blocks(blocks: list[Block], path: str | Path) -> Path:
 
 
 def load_blocks(path: str | Path) -> list[Block]:
-    with np.load(Path(path), allow_pickle=False) as data:
-        count = int(data["count"])
-        return [
-            Block.from_dict(
-                {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith(f"b{i}/")}
-            )
-            for i in range(count)
-        ]
+    """Blocks saved by :func:`save_blocks`; anything else is refused with what it takes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no recorded blocks at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            count = int(data["count"])
+            return [
+                Block.from_dict(
+                    {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith(f"b{i}/")}
+                )
+                for i in range(count)
+            ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"{path} is not a blocks file (an .npz written by --record-blocks or save_blocks): "
+            f"{(str(err).splitlines() or [''])[0][:200]}"
+        ) from None

@@ -36,11 +36,18 @@ def _layer_file(out: Path, index: int) -> Path:
     return out / "layers" / f"layer_{index:03d}.safetensors"
 
 
+def _atomic(path: Path, write) -> None:
+    """Write through a temporary file, so a kill mid-write never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
 def save_layer(out: Path, index: int, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
-    _layer_file(out, index).parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(_layer_file(out, index)))
+    _atomic(_layer_file(out, index), lambda tmp: save_file(tensors, str(tmp)))
 
 
 def load_layer(out: Path, index: int) -> dict[str, torch.Tensor]:
@@ -51,7 +58,7 @@ def load_layer(out: Path, index: int) -> dict[str, torch.Tensor]:
 
 def save_progress(out: Path, config: LayerwiseConfig, reports: list[Any]) -> None:
     state = {"config": config.to_dict(), "reports": [asdict(r) for r in reports]}
-    (out / PROGRESS).write_text(json.dumps(state, indent=1))
+    _atomic(out / PROGRESS, lambda tmp: tmp.write_text(json.dumps(state, indent=1)))
 
 
 def load_progress(out: Path, config: LayerwiseConfig) -> list[dict[str, Any]]:
@@ -59,9 +66,14 @@ def load_progress(out: Path, config: LayerwiseConfig) -> list[dict[str, Any]]:
     path = out / PROGRESS
     if not path.exists():
         return []
-    saved = json.loads(path.read_text())
-    # options added since that run was saved take their defaults
-    saved["config"] = LayerwiseConfig(**saved["config"]).to_dict()
+    try:
+        saved = json.loads(path.read_text())
+        # options added since that run was saved take their defaults
+        saved["config"] = LayerwiseConfig(**saved["config"]).to_dict()
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(
+            f"{path} is not a progress file of prune-llm; remove {out} or choose another --out"
+        ) from None
     if saved["config"] != json.loads(json.dumps(config.to_dict())):
         raise ValueError(
             f"{out} holds an interrupted run with other options ({saved['config']}); "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from qubo_prune.backends.registry import get_backend
+from qubo_prune.backends.registry import BackendError, get_backend
 from qubo_prune.core.patterns import check_mask
 from qubo_prune.core.step import BlockSolver
 from qubo_prune.llm.calibration import first_inputs
@@ -86,6 +86,11 @@ def prune_causal_lm(
     prefix = layer_prefix(model, layers)
     masks: dict[str, torch.Tensor] = {}
     pruned = first_inputs(model, calibration)
+    if not all(bool(torch.isfinite(h).all()) for h in pruned.hidden):
+        raise FloatingPointError(
+            "the calibration activations entering decoder layer 0 hold NaN or inf; nothing was "
+            "pruned"
+        )
     dense = pruned.copy() if dense_errors else None
     bar = tqdm(range(len(layers)), desc="decoder layers", disable=not progress)
     for i in bar:
@@ -104,7 +109,15 @@ def prune_causal_lm(
                 m.weight.copy_(saved[f"{name}.weight"])
                 masks[f"{prefix}{i}.{name}.weight"] = saved[f"{name}.mask"]
         else:
-            tensors = _prune_layer(i, layer, pruned, dense_grams, config, solver, bar, reports)
+            dense_weights = {n: m.weight.detach().clone() for n, m in linears.items()}
+            try:
+                tensors = _prune_layer(i, layer, pruned, dense_grams, config, solver, bar, reports)
+            except BaseException as err:  # the layer goes back to dense; finished ones stay
+                for n, m in linears.items():
+                    m.weight.copy_(dense_weights[n])
+                if isinstance(err, BackendError):
+                    raise BackendError(f"{err}; {_left(i, out)}") from None
+                raise
             for name in linears:
                 masks[f"{prefix}{i}.{name}.weight"] = tensors[f"{name}.mask"]
             if out is not None:
@@ -115,6 +128,14 @@ def prune_causal_lm(
             on_layer_done(i)
     model.pruning_masks = masks
     return reports
+
+
+def _left(index: int, out: Path | None) -> str:
+    """What a run that failed in decoder layer ``index`` leaves behind."""
+    kept = f"; layers 0-{index - 1} are pruned" if index else ""
+    if out is not None and index:
+        kept += f" and saved in {out} (run the same command again to resume)"
+    return f"decoder layer {index} is dense again{kept}"
 
 
 def _prune_layer(
@@ -132,6 +153,11 @@ def _prune_layer(
     hooks = GramHooks(linears)
     stream.run(layer, hooks)
     hooks.remove()
+    for name, acc in hooks.grams.items():
+        if not bool(torch.isfinite(acc.G).all()):
+            raise FloatingPointError(
+                f"the calibration inputs of {name} in decoder layer {index} hold NaN or inf"
+            )
     tensors = {}
     for j, (name, m) in enumerate(linears.items()):
         bar.set_postfix_str(name)

@@ -7,9 +7,6 @@ the model is touched; a run that fails puts the dense weights back, and a run wi
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -21,8 +18,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from qubo_prune.backends.cost import CostEstimate, check_budget, estimate_block_cost
-from qubo_prune.backends.registry import BackendError, get_backend, get_spec
+from qubo_prune.backends.cost import CostEstimate
+from qubo_prune.backends.gate import admit
+from qubo_prune.backends.registry import BackendError, SolveFailed, get_backend, get_spec
 from qubo_prune.core.block import Block
 from qubo_prune.core.choices import check_choice, close_matches
 from qubo_prune.core.masks import MaskState
@@ -36,9 +34,14 @@ from qubo_prune.core.scores import (
 )
 from qubo_prune.core.step import Move, step
 from qubo_prune.objectives.loss import HESSIANS, LossObjective
-from qubo_prune.pruners.checkpoint import load_checkpoint, save_checkpoint
+from qubo_prune.pruners.checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from qubo_prune.pruners.selection import SELECTIONS, TENSOR_CHOICES, BlockSelector
-from qubo_prune.pruners.validation import check_finite_gradients, resolve_tensors
+from qubo_prune.pruners.validation import (
+    check_block_memory,
+    check_finite_gradients,
+    check_finite_weights,
+    resolve_tensors,
+)
 
 __all__ = ["ICBSConfig", "ICBSPruner", "PruneResult", "StepRecord"]
 
@@ -129,10 +132,9 @@ class ICBSConfig:
             rng=np.random.default_rng(self.seed),
         )
 
-    def fingerprint(self) -> str:
-        """A hash of every setting: a checkpoint resumes only under the same one."""
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+    def settings(self) -> dict[str, Any]:
+        """Every setting as plain data (what a checkpoint records)."""
+        return asdict(self)
 
 
 @dataclass
@@ -183,6 +185,7 @@ class _Run:
     objective: LossObjective
     result: PruneResult
     rng: np.random.Generator
+    fingerprint: str = ""
 
     def scores(self, kind: str, name: str, idx: torch.Tensor | None = None, gen=None):
         """Scores of tensor ``name`` (gradient scores on the samples ``idx``)."""
@@ -222,10 +225,9 @@ class ICBSPruner:
             density, solver=solver, solver_options=dict(solver_options or {}), **settings
         )
         self.config = config
-        # Priced before any backend is built: building a QPU client already contacts the service.
-        self.cost: CostEstimate = check_budget(
-            [estimate_block_cost(solver, config.solver_options)] * config.steps,
-            math.inf if dry_run else max_cost,
+        # Checked and priced before any backend is built: a QPU client contacts its service.
+        self.cost: CostEstimate = admit(
+            solver, config.solver_options, config.steps, max_cost, dry_run
         )
         get_spec(solver).check_size(config.block_size, config.solver_options)
         self.backend = None if dry_run else get_backend(solver, **config.solver_options)
@@ -239,6 +241,15 @@ class ICBSPruner:
     def steps(self) -> int:
         return self.config.steps
 
+    def check_model(self, model: nn.Module, tensors: list[str] | None = None) -> list[str]:
+        """The tensors to prune, each checked: it exists, its weights are finite and its blocks
+        fit in memory. Needs the model's shapes only, so it can run before any data loads."""
+        names = resolve_tensors(model, tensors)
+        check_finite_weights(model)
+        params = dict(model.named_parameters())
+        check_block_memory(min(self.config.block_size, max(params[n].numel() for n in names)))
+        return names
+
     def prune(
         self,
         model: nn.Module,
@@ -250,9 +261,11 @@ class ICBSPruner:
     ) -> PruneResult:
         """Prune ``tensors`` (default: every ``nn.Linear`` weight) of ``model`` in place."""
         c = self.config
-        names = resolve_tensors(model, tensors)
+        names = self.check_model(model, tensors)
         if len(X) != len(y) or len(X) == 0:
             raise ValueError("X and y must hold the same, non-zero number of samples")
+        if not bool(torch.isfinite(X).all()):
+            raise FloatingPointError("the input data X hold NaN or inf values; nothing was pruned")
         first = slice(0, c.samples_per_step)
         check_finite_gradients(model, loss_fn, X[first], y[first], names)
         needs_norms = "wanda" in (c.init, c.selection)
@@ -262,6 +275,9 @@ class ICBSPruner:
         result = PruneResult(state=state)
         rng = np.random.default_rng(c.seed + 1)
         run = _Run(model, loss_fn, X, y, norms, state, objective, result, rng)
+        run.fingerprint = run_fingerprint(
+            self._settings(names), [*(state.dense[n] for n in names), X, y]
+        )
         start = time.perf_counter()
         try:
             done = self._start(run)
@@ -283,6 +299,9 @@ class ICBSPruner:
                 self._save(i + 1, run)
                 if epoch_callback and (i + 1) % c.steps_per_epoch == 0:
                     epoch_callback((i + 1) // c.steps_per_epoch, state)
+        except BackendError as err:  # a solver that cannot go on: say what is left
+            state.restore_dense()
+            raise BackendError(f"{err}; {self._left(len(run.result.history))}") from None
         except BaseException:
             state.restore_dense()
             raise
@@ -291,10 +310,19 @@ class ICBSPruner:
             state.restore_dense()
         return run.result
 
+    def _left(self, done: int) -> str:
+        """What a failed run leaves: the model dense again, and the checkpoint if any."""
+        if self.checkpoint is not None and self.checkpoint.exists() and not self.dry_run:
+            return (
+                f"the model's dense weights are back; the {done} finished steps are in "
+                f"{self.checkpoint} (run again to resume)"
+            )
+        return "the model's dense weights are back"
+
     def _start(self, run: _Run) -> int:
         """Initial masks and fixed sets, or everything from the checkpoint; returns first step."""
         c = self.config
-        saved = load_checkpoint(self.checkpoint, c.fingerprint())
+        saved = load_checkpoint(self.checkpoint, run.fingerprint, self._settings(run.state.names))
         if saved is not None:
             for name in run.state.names:
                 run.state.set_mask(name, saved["pruned"][name])
@@ -333,7 +361,7 @@ class ICBSPruner:
         error = ""
         try:  # a dry run (no backend) builds and prices the block but sends nothing
             [move] = step([block], self.backend)
-        except BackendError as err:  # a failed or cancelled task leaves the block unchanged
+        except SolveFailed as err:  # a failed or cancelled task leaves the block unchanged
             [move], error = step([block], None), str(err)
         solve_seconds = time.perf_counter() - t1
         decision, measured = self._apply(move, run, check)
@@ -372,8 +400,11 @@ class ICBSPruner:
             return move.decision.rejected(move.block), measured
         return move.decision, measured
 
+    def _settings(self, names: list[str]) -> dict[str, Any]:
+        return {**self.config.settings(), "tensors": list(names)}
+
     def _save(self, done: int, run: _Run) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or self.dry_run:  # a dry run leaves nothing to resume
             return
         state = {
             "step": done,
@@ -382,4 +413,4 @@ class ICBSPruner:
             "rng": run.rng.bit_generator.state,
             "history": [asdict(r) for r in run.result.history],
         }
-        save_checkpoint(self.checkpoint, self.config.fingerprint(), state)
+        save_checkpoint(self.checkpoint, run.fingerprint, self._settings(run.state.names), state)

@@ -55,6 +55,13 @@ class LayerwiseConfig:
                 f"unknown start mask {self.start!r}; choose one of {', '.join(STARTS)}"
             )
         object.__setattr__(self, "solver_options", dict(self.solver_options))
+        for label, value, least in (
+            ("--block-size", self.block_size, 2),
+            ("--iterations", self.iterations, 1),
+            ("--rows-per-batch", self.rows_per_batch, 1),
+        ):
+            if int(value) < least:
+                raise ValueError(f"{label} must be at least {least}, got {value}")
         self.parsed_pattern()
 
     def parsed_pattern(self) -> Pattern:

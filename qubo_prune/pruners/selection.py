@@ -77,14 +77,16 @@ class BlockSelector:
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to draw the same blocks: fixed sets, tabu, turns, rng."""
         return {
-            "fixed": self.fixed,
-            "tabu": self.tabu,
+            "fixed": {k: torch.from_numpy(v) for k, v in self.fixed.items()},
+            "tabu": {k: torch.from_numpy(v) for k, v in self.tabu.items()},
             "turn": self._turn,
             "rng": self.rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.fixed, self.tabu, self._turn = state["fixed"], state["tabu"], int(state["turn"])
+        self.fixed = {k: v.numpy() for k, v in state["fixed"].items()}
+        self.tabu = {k: v.numpy() for k, v in state["tabu"].items()}
+        self._turn = int(state["turn"])
         self.rng.bit_generator.state = state["rng"]
 
     def choose_tensor(self, pruned: dict[str, torch.Tensor]) -> str:

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
+from qubo_prune.core.block import block_bytes
 from qubo_prune.core.choices import close_matches
 
-__all__ = ["check_finite_gradients", "resolve_tensors"]
+__all__ = [
+    "check_block_memory",
+    "check_finite_gradients",
+    "check_finite_weights",
+    "resolve_tensors",
+]
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_block_memory(n: int, at_once: int = 1, what: str = "--block-size") -> None:
+    """Refuse blocks whose ``n x n`` matrices (``at_once`` of them together) would not fit in
+    half of this machine's memory, before anything is allocated."""
+    need, have = block_bytes(n) * at_once, _physical_memory() // 2
+    if need > have:
+        raise ValueError(
+            f"{at_once} block(s) of {n} weights need about {need / 2**30:.1f} GiB (each holds "
+            f"{n} x {n} matrices) but half of this machine's memory is {have / 2**30:.1f} GiB; "
+            f"use a smaller {what}"
+        )
 
 
 def resolve_tensors(model: nn.Module, tensors: Iterable[str] | None) -> list[str]:
@@ -31,6 +54,16 @@ def resolve_tensors(model: nn.Module, tensors: Iterable[str] | None) -> list[str
                 + ("..." if len(params) > 12 else "")
             )
     return names
+
+
+def check_finite_weights(model: nn.Module, names: Iterable[str] | None = None) -> None:
+    """Refuse NaN/inf in the model's parameters (those named, or all), naming the first."""
+    params = dict(model.named_parameters())
+    for name in names if names is not None else params:
+        if not bool(torch.isfinite(params[name]).all()):
+            raise FloatingPointError(
+                f"parameter {name!r} holds NaN or inf values; nothing was pruned"
+            )
 
 
 def check_finite_gradients(

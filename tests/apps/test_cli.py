@@ -19,7 +19,7 @@ def test_solvers_lists_every_backend(capsys):
     out = capsys.readouterr().out
     for name in ("exact", "neal", "tabu", "steepest-descent"):
         assert name in out
-    assert "usable" in out
+    assert "ready" in out and "verified" not in out.replace("not verified", "")
 
 
 def test_console_script_runs():
@@ -152,6 +152,8 @@ def test_compare_marks_blocks_too_large(tmp_path):
         (["demo", "--solver-opt", "num_raeds=3"], "num_reads"),
         (["compare", "--solvers", "exact,tabo"], "Did you mean 'tabu'"),
         (["compare", "--blocks", "/nonexistent/blocks.npz"], "no recorded blocks"),
+        (["compare", "--record-count", "0"], "--record-count must be at least 1"),
+        (["compare", "--solvers", "tabu", "--solver-opt", "tabu:timeout=abc"], "must be int"),
         (["prune-llm", "--device", "gpu0"], "unknown device 'gpu0'"),
         pytest.param(
             ["prune-llm", "--device", "cuda"],
@@ -164,6 +166,25 @@ def test_bad_input_gets_clear_error_before_work(argv, message, capsys, tmp_path)
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_refuses_a_text_file_as_blocks(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not blocks\n")
+    assert main(["compare", "--blocks", str(text), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a blocks file" in capsys.readouterr().err
+
+
+def test_compare_dry_run_prices_a_billed_device_and_sends_nothing(tmp_path, capsys):
+    blocks = recorded_blocks(tmp_path / "blocks.npz", n=8, count=2)
+    arn = "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1"
+    argv = ["compare", "--blocks", str(blocks), "--solvers", "braket", "--out", str(tmp_path / "o")]
+    argv += ["--solver-opt", f"braket:device_arn={arn}"]
+    assert main(argv) == 2  # billed without --max-cost: refused before anything is built
+    assert "this solver is billed" in capsys.readouterr().err
+    assert main([*argv, "--dry-run"]) == 0
+    assert "dry run: 1 solvers x 2 blocks, estimated $" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
 
 

@@ -1,4 +1,7 @@
-"""A deliberately bad third-party backend, registered through the entry-point group in tests."""
+"""Deliberately bad third-party backends, registered through the entry-point group or
+``misbehaving_specs`` in tests."""
+
+import threading
 
 import dimod
 import numpy as np
@@ -28,3 +31,42 @@ SPEC = BackendSpec(
     description="returns random, mostly infeasible states (test plugin)",
     capabilities=Capabilities(stochastic=True),
 )
+
+
+class Misbehaving(dimod.Sampler):
+    """Answers with what ``mode`` says: ``raise``, ``none``, ``twos``, ``empty``, ``hang``, or
+    ``flaky`` (a valid answer, but an error on the call numbered ``fail_at``)."""
+
+    parameters = {"mode": []}
+    properties = {}
+    release = threading.Event()  # a hanging solve ends when a test sets it
+    calls = 0
+    fail_at = 0
+
+    def sample(self, bqm, mode: str = "raise", **kwargs):
+        n = bqm.num_variables
+        Misbehaving.calls += 1
+        if mode == "flaky" and Misbehaving.calls != Misbehaving.fail_at:
+            return dimod.ExactSolver().sample(bqm).truncate(1)
+        if mode in ("raise", "flaky"):
+            raise RuntimeError("internal solver error\nwith a second line")
+        if mode == "none":
+            return None
+        if mode == "twos":
+            return dimod.SampleSet.from_samples(
+                (np.full((1, n), 2, dtype=np.int8), list(bqm.variables)), "INTEGER", 0.0
+            )
+        if mode == "empty":
+            return dimod.SampleSet.from_samples(([], list(bqm.variables)), dimod.BINARY, [])
+        self.release.wait(30)
+        return dimod.SampleSet.from_samples_bqm((np.zeros((1, n)), list(bqm.variables)), bqm)
+
+
+def misbehaving_specs() -> dict[str, BackendSpec]:
+    return {
+        "misbehaving": BackendSpec(
+            name="misbehaving",
+            factory="tests.backends.bad_backend_plugin:Misbehaving",
+            description="fails on purpose (test plugin)",
+        )
+    }

@@ -164,7 +164,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
         assert torch.equal(res.state.pruned[n], full.state.pruned[n])
 
     other = ICBSPruner(0.5, "exact", checkpoint=ckpt, **kw)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="another run: settings differ .density 0.4 -> 0.5"):
         other.prune(tiny_mlp(), F.cross_entropy, X, y, NAMES)
 
 

@@ -9,7 +9,7 @@ import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from qubo_prune.backends.cost import BudgetError  # noqa: E402
-from qubo_prune.backends.registry import BackendError  # noqa: E402
+from qubo_prune.backends.registry import BackendError, SolveFailed  # noqa: E402
 from qubo_prune.pruners.icbs import ICBSPruner  # noqa: E402
 from tests.helpers import NAMES, check_density, fail_on_solve, tiny_data, tiny_mlp  # noqa: E402
 
@@ -82,7 +82,7 @@ def test_a_failed_task_leaves_its_block_unchanged(monkeypatch):
     model = tiny_mlp()
     X, y = tiny_data()
     pruner = ICBSPruner(0.4, "exact", block_size=8, epochs=3, steps_per_epoch=1, progress=False)
-    fail_on_solve(monkeypatch, pruner, 2, BackendError("task arn:... FAILED on the device"))
+    fail_on_solve(monkeypatch, pruner, 2, SolveFailed("task arn:... FAILED on the device"))
     result = pruner.prune(model, F.cross_entropy, X, y, NAMES)
     failed = result.history[1]
     assert "FAILED" in failed.error and not failed.accepted and failed.swapped == 0
