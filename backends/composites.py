@@ -15,15 +15,33 @@ returns energies in the BQM's own units.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import dimod
 import numpy as np
 
-__all__ = ["CardinalityComposite", "NormalisingComposite", "penalty_bound"]
+__all__ = [
+    "CardinalityComposite",
+    "NormalisingComposite",
+    "auto_multiplier",
+    "penalty_bound",
+    "safe_multiplier",
+]
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
 _BINARY_TYPES = (dimod.BINARY, dimod.SPIN)
+
+# penalty="auto": the first multiplier is AUTO_SCALE times the median single-flip change at
+# AUTO_PROBES random feasible states; while fewer than AUTO_FEASIBLE of the samples are
+# feasible it grows AUTO_GROWTH-fold, and the last of AUTO_ROUNDS tries is the safe bound.
+# Measured on real blocks (docs/benchmarks.md): answers are best when a small multiplier lets
+# samples cross the constraint and the decoder repairs them, worst when a large one freezes
+# every sample feasible; the later tries guarantee feasible samples where the bound does.
+AUTO_SCALE = 0.005
+AUTO_GROWTH = 8.0
+AUTO_ROUNDS = 3
+AUTO_FEASIBLE = 0.25
+AUTO_PROBES = 4
 
 
 def _dense(bqm: dimod.BinaryQuadraticModel, variables: list) -> tuple[np.ndarray, float]:
@@ -61,8 +79,17 @@ class CardinalityComposite(dimod.ComposedSampler):
     """Hands a bare objective with ``cardinality`` groups to ``child`` in the form it takes.
 
     ``native=True``: the child keeps the constraint itself and receives ``cardinality=`` as
-    is. Otherwise the child receives the penalised BQM. ``initial_states`` (a warm start)
-    passes through unchanged; it must be feasible, which costs no penalty.
+    is. Otherwise the child receives the penalised BQM, with the multiplier ``penalty``:
+
+    - ``"auto"`` (the default): a multiplier taken from the block's own numbers
+      (:func:`auto_multiplier`), raised while fewer than a quarter of the samples are
+      feasible (three tries at most, the last at the safe bound); every try's samples are
+      returned, and the decoder repairs the infeasible ones;
+    - ``"safe"``: just above the provable bound of the math note (every ground state feasible);
+    - a number, or ``penalty_scale`` times the provable bound.
+
+    ``initial_states`` (a warm start) passes through unchanged; it must be feasible, which
+    costs no penalty.
     """
 
     def __init__(self, child: dimod.Sampler, native: bool):
@@ -82,26 +109,11 @@ class CardinalityComposite(dimod.ComposedSampler):
     def properties(self) -> dict[str, Any]:
         return {"child_properties": self.child.properties, "native_cardinality": self.native}
 
-    def multiplier(
-        self, bqm: dimod.BinaryQuadraticModel, penalty: float | None, penalty_scale: float | None
-    ) -> float:
-        """``penalty`` if given, else ``penalty_scale`` times the bound, else just above it."""
-        if penalty is not None:
-            lam = float(penalty)
-        elif penalty_scale is not None:
-            lam = float(penalty_scale) * penalty_bound(bqm)
-        else:
-            bound = penalty_bound(bqm)
-            lam = bound * (1.0 + 1e-6) if bound > 0 else 1.0
-        if not lam >= 0:
-            raise ValueError(f"penalty multiplier must be >= 0, got {lam}")
-        return lam
-
     def sample(
         self,
         bqm: dimod.BinaryQuadraticModel,
         cardinality: Cardinality | None = None,
-        penalty: float | None = None,
+        penalty: float | Literal["auto", "safe"] = "auto",
         penalty_scale: float | None = None,
         **parameters: Any,
     ) -> dimod.SampleSet:
@@ -110,21 +122,20 @@ class CardinalityComposite(dimod.ComposedSampler):
             return self.child.sample(bqm, cardinality=cardinality, **parameters)
         variables = list(bqm.variables)
         groups = _groups(cardinality, {v: i for i, v in enumerate(variables)})
-        lam = self.multiplier(bqm, penalty, penalty_scale)
         M, offset = _dense(bqm, variables)
-        for g, k in groups:
-            # lam (sum x - k)^2 = lam [ (1 - 2k) sum x + 2 sum_{i<j} x_i x_j + k^2 ]
-            M[g, g] += lam * (1.0 - 2.0 * k)
-            gi = np.sort(g)
-            M[np.ix_(gi, gi)] += 2.0 * lam * np.triu(np.ones((len(gi), len(gi))), 1)
-            offset += lam * k * k
-        penalised = dimod.BinaryQuadraticModel(M, dimod.BINARY, offset=offset)
-        if variables != list(range(len(variables))):
-            penalised.relabel_variables(dict(enumerate(variables)))
-        result = self.child.sample(penalised, **parameters)
-        if not isinstance(result, dimod.SampleSet) or result.vartype not in _BINARY_TYPES:
-            return result  # not an answer: the caller says so, naming the solver
-        return _objective_energies(result, bqm, groups, lam, variables)
+        results = []
+        for lam in _multipliers(M, groups, penalty, penalty_scale):
+            result = self.child.sample(_penalised(M, offset, groups, lam, variables), **parameters)
+            if (
+                not isinstance(result, dimod.SampleSet)
+                or result.vartype not in _BINARY_TYPES
+                or not len(result)
+            ):
+                return result  # not an answer: the caller says so, naming the solver
+            results.append(_objective_energies(result, bqm, groups, lam, variables))
+            if results[-1].info["feasible_fraction"] >= AUTO_FEASIBLE:
+                break
+        return _rounds(results)
 
     def sample_batch(
         self,
@@ -144,6 +155,96 @@ class CardinalityComposite(dimod.ComposedSampler):
         return out
 
 
+def safe_multiplier(bound: float) -> float:
+    """Strictly above the provable bound (1 for an all-zero objective)."""
+    return bound * (1.0 + 1e-6) if bound > 0 else 1.0
+
+
+def auto_multiplier(M: np.ndarray, groups: list[tuple[np.ndarray, int]]) -> float:
+    """``AUTO_SCALE`` times the median size of a single flip's change of the objective at a few
+    random feasible states: the block's own energy scale, where the provable bound is a worst
+    case summed over a whole row (it grows with the block, the typical flip does not)."""
+    n = len(M)
+    Q = (np.triu(M, 1) + np.triu(M, 1).T) / 2.0
+    Q[np.diag_indices(n)] = np.diag(M)
+    rng = np.random.default_rng(0)  # the same multiplier for the same block, every time
+    X = rng.integers(0, 2, size=(AUTO_PROBES, n)).astype(float)
+    for g, k in groups:
+        X[:, g] = 0.0
+        for row in X:
+            row[rng.choice(g, size=k, replace=False)] = 1.0
+    fields = X @ Q - X * np.diag(Q)  # sum_{j != i} Q_ij x_j
+    flips = (1.0 - 2.0 * X) * (np.diag(Q) + 2.0 * fields)
+    scale = float(np.median(np.abs(flips)))
+    return AUTO_SCALE * scale if scale > 0 else 1.0
+
+
+def _row_bound(M: np.ndarray) -> np.ndarray:
+    """Per variable ``|a_i| + sum_j |b_ij|`` of an upper-triangular BINARY matrix."""
+    off = np.abs(np.triu(M, 1))
+    return np.abs(np.diag(M)) + off.sum(axis=0) + off.sum(axis=1)
+
+
+def _multipliers(
+    M: np.ndarray,
+    groups: list[tuple[np.ndarray, int]],
+    penalty: float | str | None,
+    penalty_scale: float | None,
+) -> list[float]:
+    """The multipliers to try, in order (one, except for ``"auto"``)."""
+    bound = float(_row_bound(M).max()) if len(M) else 0.0
+    if penalty_scale is not None:
+        lams = [float(penalty_scale) * bound]
+    elif penalty in (None, "safe"):
+        lams = [safe_multiplier(bound)]
+    elif penalty == "auto":  # from the block's own scale up; the last try is the safe bound
+        safe = safe_multiplier(bound)
+        first = min(auto_multiplier(M, groups), safe)
+        lams = [min(first * AUTO_GROWTH**r, safe) for r in range(AUTO_ROUNDS - 1)] + [safe]
+    else:
+        lams = [float(penalty)]
+    if not all(lam >= 0 for lam in lams):
+        raise ValueError(f"penalty multiplier must be >= 0, got {lams[0]}")
+    return lams
+
+
+def _penalised(
+    M: np.ndarray,
+    offset: float,
+    groups: list[tuple[np.ndarray, int]],
+    lam: float,
+    variables: list,
+) -> dimod.BinaryQuadraticModel:
+    """``objective + lam * sum_g (sum x_g - k_g)^2`` as a BQM over ``variables``."""
+    M = M.copy()
+    for g, k in groups:
+        # lam (sum x - k)^2 = lam [ (1 - 2k) sum x + 2 sum_{i<j} x_i x_j + k^2 ]
+        M[g, g] += lam * (1.0 - 2.0 * k)
+        gi = np.sort(g)
+        M[np.ix_(gi, gi)] += 2.0 * lam * np.triu(np.ones((len(gi), len(gi))), 1)
+        offset += lam * k * k
+    penalised = dimod.BinaryQuadraticModel(M, dimod.BINARY, offset=offset)
+    if variables != list(range(len(variables))):
+        penalised.relabel_variables(dict(enumerate(variables)))
+    return penalised
+
+
+def _rounds(results: list[dimod.SampleSet]) -> dimod.SampleSet:
+    """The samples of every round as one set; ``info`` of the last round, plus the rounds and
+    the feasible share over all of them."""
+    if len(results) == 1:
+        return results[0]
+    merged = dimod.concatenate(results)
+    weights = [r.record.num_occurrences.sum() for r in results]
+    feasible = np.average([r.info["feasible_fraction"] for r in results], weights=weights)
+    info = {
+        **results[-1].info,
+        "penalty_rounds": len(results),
+        "feasible_fraction": float(feasible),
+    }
+    return dimod.SampleSet(merged.record, merged.variables, info, merged.vartype)
+
+
 def _objective_energies(
     result: dimod.SampleSet,
     bqm: dimod.BinaryQuadraticModel,
@@ -156,13 +257,19 @@ def _objective_energies(
     binary = result.change_vartype(dimod.BINARY, inplace=False)
     labels = list(binary.variables)
     X = binary.record.sample[:, [labels.index(v) for v in variables]]
-    violation = np.zeros(len(X))
+    violation, distance = np.zeros(len(X)), np.zeros(len(X))
     for g, k in groups:
-        violation += (X[:, g].sum(axis=1) - k) ** 2
-    feasible = (
-        float(np.average(violation == 0, weights=binary.record.num_occurrences)) if len(X) else 0.0
-    )
-    info = {**result.info, "penalty": lam, "feasible_fraction": feasible}
+        off = X[:, g].sum(axis=1) - k
+        violation += off**2
+        distance += np.abs(off)
+    weights = binary.record.num_occurrences
+    share = lambda ok: float(np.average(ok, weights=weights)) if len(X) else 0.0  # noqa: E731
+    info = {
+        **result.info,
+        "penalty": lam,
+        "feasible_fraction": share(violation == 0),
+        "near_feasible_fraction": share(distance <= 1),
+    }
     out = _with_energies(binary, binary.record.energy - lam * violation, info)
     return out if bqm.vartype is dimod.BINARY else out.change_vartype(bqm.vartype, inplace=False)
 

@@ -45,28 +45,46 @@ Cardinality = Sequence[tuple[Sequence[Any], int]]
 _REFRESH_EVERY = 8
 
 
-def default_beta_range(Q: np.ndarray) -> tuple[float, float]:
-    """Hot and cold inverse temperatures from the biases, by the rule dwave-neal uses.
+def default_beta_range(
+    Q: np.ndarray, groups: Sequence[tuple[np.ndarray, int]] = (), probes: int = 4
+) -> tuple[float, float]:
+    """Hot and cold inverse temperatures from the energy changes of the moves themselves.
 
-    ``Q`` is the symmetric binary matrix (linear biases on the diagonal); it is read in its
-    Ising form. Hot: the largest possible flip is accepted with probability 1/2, so the first
-    sweeps mix. Cold: flipping against the smallest bias is excited with probability 1/100
-    summed over the variables that have it, so the last sweeps only descend.
+    At ``probes`` random feasible states, the changes of random moves (a swap inside a group,
+    a flip of a free variable) are measured. Hot: the median change is accepted with
+    probability 1/2, so the first sweeps mix. Cold: the 1%-smallest change is accepted with
+    probability 1/100, so the last sweeps only descend. (neal's rule, from the largest and
+    smallest biases, spans ten decades on dense Gram blocks and spends most sweeps frozen.)
     """
-    off = Q - np.diag(np.diag(Q))
-    h = np.abs(Q.sum(axis=1)) / 2.0  # Ising field of x = (s + 1) / 2: (Q_ii + sum_j Q_ij) / 2
-    J = np.abs(off) / 2.0
-    field = h + J.sum(axis=1)
-    if len(Q) == 0 or field.max() == 0:
+    n = len(Q)
+    rng = np.random.default_rng(0)
+    grouped = np.zeros(n, dtype=bool)
+    for g, _ in groups:
+        grouped[g] = True
+    free = np.flatnonzero(~grouped)
+    changes = []
+    for _ in range(probes if n else 0):
+        x = rng.integers(0, 2, size=n).astype(float)
+        for g, k in groups:
+            x[g] = 0.0
+            x[rng.choice(g, size=k, replace=False)] = 1.0
+        field = 2.0 * Q @ x
+        for g, _ in groups:
+            ones, zeros = g[x[g] == 1], g[x[g] == 0]
+            if len(ones) and len(zeros):
+                i, j = rng.choice(ones, 256), rng.choice(zeros, 256)
+                changes.append(field[j] - field[i] + Q[i, i] + Q[j, j] - 2.0 * Q[i, j])
+        if len(free):
+            changes.append(
+                (1.0 - 2.0 * x[free])
+                * (field[free] - 2.0 * Q[free, free] * x[free] + Q[free, free])
+            )
+    sizes = np.abs(np.concatenate(changes)) if changes else np.zeros(0)
+    sizes = sizes[sizes > 0]
+    if not len(sizes):
         return 0.1, 1.0  # no signal: every state has the same energy
-    hot = math.log(2) / (2.0 * field.max())
-    # neal's cold end: the smallest nonzero bias, counted over the variables that have it.
-    smallest_per_var = np.minimum(
-        np.where(J > 0, J, np.inf).min(axis=1), np.where(h > 0, h, np.inf)
-    )
-    smallest = smallest_per_var.min()
-    count = int(np.sum(smallest_per_var == smallest))
-    cold = math.log(count / 0.01) / (2.0 * smallest)
+    hot = math.log(2) / float(np.median(sizes))
+    cold = math.log(100) / float(np.quantile(sizes, 0.01))
     return hot, max(hot, cold)
 
 
@@ -547,7 +565,7 @@ class GPUAnnealSampler(dimod.Sampler):
     ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Anneal equal-size problems together; best states (int8, per problem) and info."""
         n, B, R = problems[0].n, len(problems), num_reads
-        ranges = [beta_range or default_beta_range(p.Q) for p in problems]
+        ranges = [beta_range or default_beta_range(p.Q, p.groups) for p in problems]
         if n == 0:
             return [np.zeros((R, 0), dtype=np.int8)] * B, [
                 {"beta_range": r, "num_sweeps": 0, "stopped": None} for r in ranges

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["gap", "missed_improvement"]
+__all__ = ["gap", "missed_improvement", "success_probability", "time_to_solution"]
 
 _TINY = 1e-300
 
@@ -33,3 +33,24 @@ def missed_improvement(
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(e == b, 0.0, np.where(scale > 0, (e - b) / scale, np.nan))
     return float(out) if out.ndim == 0 else out
+
+
+def success_probability(
+    energies: np.ndarray, feasible: np.ndarray, occurrences: np.ndarray, best: float
+) -> float:
+    """Share of the reads (each sample weighted by its occurrences) that are feasible and
+    within a relative ``1e-7`` of the best known energy."""
+    tol = 1e-7 * max(1.0, abs(best))
+    hits = np.asarray(feasible, dtype=bool) & (np.asarray(energies) <= best + tol)
+    weights = np.asarray(occurrences, dtype=float)
+    return float(weights[hits].sum() / weights.sum()) if weights.sum() > 0 else 0.0
+
+
+def time_to_solution(seconds_per_read: float, p: float, confidence: float = 0.99) -> float:
+    """Expected time to see the best known answer at least once with ``confidence``:
+    ``t_read * ln(1 - confidence) / ln(1 - p)`` (one read when ``p = 1``, infinite at 0)."""
+    if p >= 1.0:
+        return float(seconds_per_read)
+    if p <= 0.0:
+        return float("inf")
+    return float(seconds_per_read * np.log(1.0 - confidence) / np.log(1.0 - p))

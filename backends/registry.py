@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dimod
 import numpy as np
@@ -80,7 +80,10 @@ class BackendSpec:
     absent). ``normalise`` scales each BQM to a largest bias of 1 before the sampler sees it.
     ``solve_timeout`` is the default upper cap, in seconds, on one solve (option
     ``solve_timeout``); ``hardware`` the options that select the real device, for the status of
-    a backend that runs locally by default.
+    a backend that runs locally by default. ``defaults`` are the options a user gets without
+    giving any, measured on real blocks (docs/benchmarks.md); given options override them.
+    ``budget`` names the option that sets how much work a solve does (sweeps, restarts,
+    reads), which ``compare`` scales for its quality-vs-time ladder.
     """
 
     name: str
@@ -95,6 +98,12 @@ class BackendSpec:
     normalise: bool = False
     solve_timeout: float = 600.0
     hardware: Mapping[str, Any] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    budget: str | None = None
+
+    def options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The options a solve runs with: the measured defaults, then what was given."""
+        return {**self.defaults, **(given or {})}
 
     def missing(self) -> list[str]:
         """Import names of ``requires`` that are not installed."""
@@ -116,20 +125,18 @@ class BackendSpec:
         """What to set for these options (local simulators and mocks need nothing)."""
         return self.credentials(dict(options or {})) if self.credentials else None
 
-    def status(self) -> str:
-        """What ``qubo-prune solvers`` says, found offline: credentials are never verified here
-        (that would contact the provider), only found or not."""
-        missing = self.missing()
-        if missing:
-            return f"not installed: {self.install_hint()}"
+    def status(self) -> tuple[str, str]:
+        """What ``qubo-prune solvers`` says, found offline, and what to do about it: credentials
+        are never verified here (that would contact the provider), only found or not."""
+        if self.missing():
+            return "not installed", self.install_hint()
         if self.credentials is None:
-            return "ready"
+            return "ready", ""
+        problem = self.credential_problem(self.hardware)
+        found = "no credentials" if problem else "credentials found (not verified)"
         if self.hardware is not None:  # local by default, hardware with these options
-            problem = self.credential_problem(self.hardware)
-            found = f"no credentials ({problem})" if problem else "credentials found, not verified"
-            return f"ready (local simulator); hardware: {found}"
-        problem = self.credential_problem()
-        return f"no credentials: {problem}" if problem else "credentials found (not verified)"
+            return f"ready (simulator); hardware: {found}", problem and f"for hardware, {problem}"
+        return found, problem or ""
 
     def factory_callable(self) -> Callable[..., Any]:
         """The factory itself (imports the backend's module, never builds a sampler)."""
@@ -172,7 +179,7 @@ class BackendSpec:
 
         if self.cost is not None:
             self.require()
-            return self.cost(dict(options or {}), prices or DEFAULT_PRICES)
+            return self.cost(self.options(options), prices or DEFAULT_PRICES)
         if self.capabilities.paid:
             raise BudgetError(
                 f"no cost model for paid solver {self.name!r}; cannot guard its budget"
@@ -386,6 +393,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     is built, sent or loaded; an option only a built sampler can vouch for is left to
     :func:`get_backend`."""
     spec = get_spec(name)
+    options = spec.options(options)
     declared = SignatureOptions(spec.factory_callable())
     native = spec.capabilities.native_cardinality
     for key, value in options.items():
@@ -396,7 +404,10 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
                 raise OptionError(
                     f"solver {name!r} keeps the cardinality natively, so {key} does not apply"
                 )
-            check_value(key, value, float, name)
+            allowed = float if key == "penalty_scale" else float | Literal["auto", "safe"]
+            check_value(key, value, allowed, name)
+            if isinstance(value, str):
+                continue
             if value < 0 or (key == "penalty_scale" and value == 0):
                 raise OptionError(f"option {key}={value!r} of solver {name!r} must be positive")
         elif key in declared.known():
@@ -417,6 +428,7 @@ def get_backend(name: str, **options: Any) -> Backend:
     if problem:
         raise BackendError(f"solver {name!r} has no credentials: {problem}")
     check_options(name, options)
+    options = spec.options(options)
     factory = spec.factory_callable()
     # Options the factory's signature names build the sampler; the rest go to sample().
     built = _factory_params(factory)

@@ -26,17 +26,24 @@ BUILTIN_SPECS: list[BackendSpec] = [
         description="vectorised enumeration of the feasible states; ground truth for comparisons",
         capabilities=Capabilities(max_variables=24, native_cardinality=True, stochastic=False),
     ),
+    # Defaults of the classical samplers: chosen by benchmarks/defaults.py on blocks recorded
+    # from this project's runs (docs/benchmarks.md); every stop counts work, not seconds.
     BackendSpec(
         name="neal",
         factory="qubo_prune.backends.classical:simulated_annealing",
         description="simulated annealing (dwave-samplers; the dwave-neal algorithm) on the penalised BQM",
         requires=("dwave.samplers",),
+        defaults={"num_reads": 2, "num_sweeps": 100, "seed": 0},
+        budget="num_sweeps",
     ),
     BackendSpec(
         name="tabu",
         factory="qubo_prune.backends.classical:tabu",
         description="multistart tabu search (dwave-samplers) on the penalised BQM",
         requires=("dwave.samplers",),
+        # num_restarts bounds the work; timeout (ms) is only an upper cap
+        defaults={"num_reads": 1, "num_restarts": 4, "timeout": 60_000, "seed": 0},
+        budget="num_restarts",
     ),
     BackendSpec(
         name="steepest-descent",
@@ -44,6 +51,8 @@ BUILTIN_SPECS: list[BackendSpec] = [
         description="steepest greedy descent (dwave-samplers) from random starts on the penalised BQM",
         requires=("dwave.samplers",),
         capabilities=Capabilities(stochastic=False),
+        defaults={"num_reads": 32, "seed": 0},
+        budget="num_reads",
     ),
 ]
 
@@ -61,6 +70,7 @@ BUILTIN_SPECS += [
         limit=qaoa_qiskit_limit,
         cost=ibm_cost,
         normalise=True,
+        budget="maxiter",
         solve_timeout=4 * 3600.0,  # IBM queues can hold a job for hours
         hardware={"ibm_backend": "ibm_torino"},
     ),
@@ -75,6 +85,7 @@ BUILTIN_SPECS += [
         limit=braket_limit,
         cost=braket_cost,
         normalise=True,
+        budget="maxiter",
         solve_timeout=4 * 3600.0,  # device queues; each batch has its own `timeout` too
         hardware={"device_arn": "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"},
     ),
@@ -87,6 +98,7 @@ BUILTIN_SPECS += [
         extra="dwave",
         credentials=dwave_problem,
         cost=dwave_qpu_cost,
+        budget="num_reads",
         solve_timeout=3600.0,
     ),
     BackendSpec(
@@ -117,5 +129,7 @@ BUILTIN_SPECS += [
         description="batched torch annealing with swap moves that keep the cardinality exactly",
         requires=("torch",),
         capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
+        defaults={"num_reads": 8, "num_sweeps": 50, "seed": 0},
+        budget="num_sweeps",
     ),
 ]

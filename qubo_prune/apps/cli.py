@@ -31,9 +31,9 @@ def _add_cost_args(p: argparse.ArgumentParser, dry_run: str) -> None:
     p.add_argument("--dry-run", action="store_true", help=dry_run)
 
 
-def _add_solver_args(p: argparse.ArgumentParser) -> None:
+def _add_solver_args(p: argparse.ArgumentParser, solver: str) -> None:
     _add_cost_args(p, "build and price every block, send nothing")
-    p.add_argument("--solver", default="neal", help="backend name (see `qubo-prune solvers`)")
+    p.add_argument("--solver", default=solver, help="backend name (see `qubo-prune solvers`)")
     p.add_argument(
         "--solver-opt",
         action="append",
@@ -62,10 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qubo-prune", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("solvers", help="list every backend, installed or not, and whether usable here")
+    solvers = sub.add_parser(
+        "solvers", help="list every backend, installed or not, and whether usable here"
+    )
+    solvers.add_argument("-v", "--verbose", action="store_true", help="describe each backend")
 
     demo = sub.add_parser("demo", help="prune the garment classifier: magnitude, Wanda, iCBS")
-    _add_solver_args(demo)
+    _add_solver_args(demo, "neal")
     _add_icbs_args(demo, block_size=1024, epochs=10, steps=3)
     demo.add_argument("--densities", type=_floats, default=[0.1, 0.2, 0.3])
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -102,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--record-count", type=int, default=12)
     cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
+    cmp_.add_argument(
+        "--budgets",
+        type=_floats,
+        default=[0.25, 1.0, 4.0],
+        help="multiples of each backend's default work (sweeps, restarts, reads) for the "
+        "quality-vs-time plot; the tables use 1",
+    )
     _add_cost_args(cmp_, "price every solver on the blocks, send nothing")
     _add_prune_llm_parser(sub)
     return parser
@@ -119,7 +129,7 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
         "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
     )
     p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
-    _add_solver_args(p)
+    _add_solver_args(p, "gpu-anneal")  # batched: one call solves every row of a layer
     p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
     p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
@@ -152,28 +162,33 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def cmd_solvers() -> int:
+def cmd_solvers(args: argparse.Namespace) -> int:
+    """Every backend: installed and usable here (credentials found, never verified offline), the
+    largest block its default options take, how it keeps the cardinality, its defaults."""
     from qubo_prune.backends.registry import available_backends
 
     rows = []
     for name, spec in available_backends().items():
-        cap = spec.capabilities
-        limit = "any" if cap.max_variables is None else str(cap.max_variables)
-        kind = "native" if cap.native_cardinality else "penalty"
-        rows.append(
-            (
-                name,
-                spec.status(),
-                limit,
-                kind,
-                "stochastic" if cap.stochastic else "deterministic",
-                spec.description,
-            )
+        options = spec.options()
+        limit = spec.max_variables(options)
+        kind = (
+            "native"
+            if spec.capabilities.native_cardinality
+            else f"penalty {options.get('penalty', 'auto')}"
         )
-    header = ("solver", "status", "max vars", "cardinality", "kind", "description")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        defaults = " ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "-"
+        rows.append(
+            (name, spec.status()[0], "any" if limit is None else str(limit), kind, defaults)
+        )
+    header = ("solver", "status", "max vars", "cardinality", "defaults")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for r in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5])
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    for name, spec in available_backends().items():
+        todo = spec.status()[1]
+        if args.verbose or todo:
+            print(f"\n{name}: {spec.description}" if args.verbose else f"\n{name}:", end="")
+            print(f"\n  to use it: {todo}" if todo else "")
     return 0
 
 
@@ -216,6 +231,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         record_count=args.record_count,
         max_cost=args.max_cost,
         dry_run=args.dry_run,
+        budgets=args.budgets,
     )
     return 0
 
@@ -270,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     args = build_parser().parse_args(argv)
-    commands = {"solvers": lambda a: cmd_solvers(), "demo": cmd_demo, "prune-llm": cmd_prune_llm}
+    commands = {"solvers": cmd_solvers, "demo": cmd_demo, "prune-llm": cmd_prune_llm}
     try:
         return commands.get(args.command, cmd_compare)(args)
     except (BackendError, ValueError, FloatingPointError, OSError, FolderBusy) as err:

@@ -1,14 +1,17 @@
 """Solver quality block by block: the same recorded blocks, several backends, one report.
 
-Each answer is scored against the best energy any solver found for that block (the exact
-optimum whenever ``exact`` could take it) by :mod:`qubo_prune.backends.metrics`: its ``gap``
-and the share of the best improvement it misses.
+Each backend runs at its measured defaults unless told otherwise (``LABEL=SOLVER`` variants
+with ``--solver-opt LABEL:key=value`` compare settings), so the comparison measures solvers,
+not option choices. Each answer is scored against the best energy any run found for its block
+(the exact optimum whenever ``exact`` could take it) with the figures of
+:mod:`qubo_prune.backends.metrics`: the decoded answer's gap, the success probability per read
+of reaching the best known energy, the time per read and the time to solution at 99%
+confidence. With ``budgets`` every backend that has a work knob (``BackendSpec.budget``) also
+runs at multiples of its default work, for the quality-vs-time plot.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,12 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from qubo_prune.apps.compare_report import write_report
 from qubo_prune.apps.lock import locked
 from qubo_prune.backends.gate import admit
-from qubo_prune.backends.metrics import gap, missed_improvement
-from qubo_prune.backends.registry import BackendError, get_backend, parse_options
+from qubo_prune.backends.metrics import (
+    gap,
+    missed_improvement,
+    success_probability,
+    time_to_solution,
+)
+from qubo_prune.backends.registry import Backend, BackendError, get_backend, get_spec, parse_options
 from qubo_prune.core.block import Block, load_blocks, save_blocks
-from qubo_prune.core.decode import decide
+from qubo_prune.core.decode import decide, sample_matrix
 
 __all__ = [
     "compare_solvers",
@@ -81,65 +90,96 @@ def record_garment_blocks(path: Path, block_size: int, count: int, seed: int = 0
     return result.blocks
 
 
+def scaled(name: str, options: Mapping[str, Any], factor: float) -> dict[str, Any] | None:
+    """``options`` with the backend's work knob at ``factor`` times its value (``None`` when
+    the backend has no knob)."""
+    spec = get_spec(name)
+    current = spec.options(options).get(spec.budget) if spec.budget else None
+    if current is None:
+        return None
+    return {**options, spec.budget: max(1, int(round(current * factor)))}
+
+
+def plan_runs(
+    solvers: Mapping[str, str],
+    options: Mapping[str, Mapping[str, Any]],
+    budgets: Sequence[float] = (1.0,),
+) -> list[tuple[str, str, float, dict[str, Any]]]:
+    """``(label, solver, budget factor, options)`` of every run: each backend at its options,
+    and at the other budgets where it has a work knob."""
+    runs = []
+    for label, name in solvers.items():
+        given = dict(options.get(label, {}))
+        for factor in budgets:
+            opts = given if factor == 1 else scaled(name, given, factor)
+            if opts is not None:
+                runs.append((label, name, float(factor), opts))
+    return runs
+
+
 def solve_all(
     blocks: Sequence[Block],
     solvers: Mapping[str, str],
     options: Mapping[str, Mapping[str, Any]],
     max_cost: float | None = None,
+    budgets: Sequence[float] = (1.0,),
 ) -> list[dict[str, Any]]:
-    """One row per (block, solver): energy, feasibility before repair, time, cost, status."""
-    # Every solver passes the gate over all blocks before any client is built or job sent.
-    costs = {
-        s: admit(name, options.get(s, {}), len(blocks), max_cost) for s, name in solvers.items()
-    }
-    backends = {s: get_backend(name, **dict(options.get(s, {}))) for s, name in solvers.items()}
-    rows = []
-    for i, block in enumerate(blocks):
-        for name, backend in backends.items():
-            row: dict[str, Any] = {
-                "block": i,
-                "n": block.n,
-                "k": sum(block.k),
-                "solver": name,
-                "tensor": block.tensor,
-            }
-            try:
-                backend.check_size(block.n)
-            except BackendError:
-                rows.append(
-                    {
-                        **row,
-                        "status": "too large",
-                        "energy": np.nan,
-                        "seconds": np.nan,
-                        "feasible_fraction": np.nan,
-                        "repaired": False,
-                    }
-                )
-                continue
-            t0 = time.perf_counter()
-            sampleset = backend.solve(block)
-            seconds = time.perf_counter() - t0
-            d = decide(block, sampleset)
-            timing = sampleset.info.get("timing", {}) or {}
-            rows.append(
-                {
-                    **row,
-                    "status": "solved",
-                    "energy": d.candidate_energy,
-                    "current_energy": d.current_energy,
-                    "seconds": seconds,
-                    "feasible_fraction": d.feasible_fraction,
-                    "repaired": d.repaired,
-                    "qpu_access_us": timing.get("qpu_access_time", np.nan),
-                    "cost_usd": costs[name].usd / max(1, len(blocks)),
-                }
-            )
-    _add_gaps(rows, exact={s for s, name in solvers.items() if name == "exact"})
+    """One row per (block, solver, budget): energy, gap, success per read, time to solution."""
+    runs = plan_runs(solvers, options, budgets)
+    # Every run passes the gate over all blocks before any client is built or job sent.
+    costs = [admit(name, opts, len(blocks), max_cost) for _, name, _, opts in runs]
+    backends = [get_backend(name, **opts) for _, name, _, opts in runs]
+    rows = [
+        _solve(i, block, backend, label, factor, cost.usd / max(1, len(blocks)))
+        for i, block in enumerate(blocks)
+        for (label, _, factor, _), backend, cost in zip(runs, backends, costs)
+    ]
+    _score(rows, exact={label for label, name in solvers.items() if name == "exact"})
     return rows
 
 
-def _add_gaps(rows: list[dict[str, Any]], exact: set[str]) -> None:
+def _solve(
+    index: int, block: Block, backend: Backend, label: str, factor: float, usd: float
+) -> dict[str, Any]:
+    """One block with one backend: the decoded answer and what every read reached."""
+    row: dict[str, Any] = {
+        "block": index,
+        "n": block.n,
+        "k": sum(block.k),
+        "solver": label,
+        "budget": factor,
+        "tensor": block.tensor,
+        "current_energy": block.energy(block.current),
+    }
+    try:
+        backend.check_size(block.n)
+    except BackendError:
+        return {**row, "status": "too large", "energy": np.nan, "seconds": np.nan}
+    t0 = time.perf_counter()
+    sampleset = backend.solve(block)
+    seconds = time.perf_counter() - t0
+    d = decide(block, sampleset)
+    X = sample_matrix(sampleset, block.n)
+    occurrences = sampleset.record.num_occurrences
+    timing = sampleset.info.get("timing", {}) or {}
+    return {
+        **row,
+        "status": "solved",
+        "energy": d.candidate_energy,
+        "seconds": seconds,
+        "reads": int(occurrences.sum()),
+        "seconds_per_read": seconds / max(1, int(occurrences.sum())),
+        "feasible_fraction": d.feasible_fraction,
+        "repaired": d.repaired,
+        "penalty": sampleset.info.get("penalty", np.nan),
+        "qpu_access_us": timing.get("qpu_access_time", np.nan),
+        "cost_usd": usd,
+        "_reads": (block.energy(X), block.is_feasible(X), occurrences),
+    }
+
+
+def _score(rows: list[dict[str, Any]], exact: set[str]) -> None:
+    """Gaps, success per read and time to solution against each block's best known energy."""
     best: dict[int, float] = {}
     for r in rows:
         if r["status"] == "solved":
@@ -149,41 +189,13 @@ def _add_gaps(rows: list[dict[str, Any]], exact: set[str]) -> None:
         b = best.get(r["block"], np.nan)
         r["best_known"] = b
         r["reference"] = "exact optimum" if r["block"] in exact_blocks else "best found"
-        solved = r["status"] == "solved"
-        r["gap"] = gap(r["energy"], b) if solved else np.nan
-        r["missed"] = missed_improvement(r["energy"], b, r["current_energy"]) if solved else np.nan
-
-
-def summarise(rows: list[dict[str, Any]], solvers: Sequence[str]) -> list[dict[str, Any]]:
-    out = []
-    for s in solvers:
-        rs = [r for r in rows if r["solver"] == s]
-        solved = [r for r in rs if r["status"] == "solved"]
-        tol = [1e-9 * max(1.0, abs(r["best_known"])) for r in solved]
-        at_best = sum(r["energy"] - r["best_known"] <= t for r, t in zip(solved, tol))
-        out.append(
-            {
-                "solver": s,
-                "blocks": len(rs),
-                "solved": len(solved),
-                "too_large": len(rs) - len(solved),
-                "at_best": at_best,
-                "mean_gap": float(np.mean([r["gap"] for r in solved])) if solved else np.nan,
-                "mean_missed": float(np.nanmean([r["missed"] for r in solved]))
-                if solved
-                else np.nan,
-                "mean_feasible_fraction": float(np.mean([r["feasible_fraction"] for r in solved]))
-                if solved
-                else np.nan,
-                "repaired": sum(r["repaired"] for r in solved),
-                "mean_seconds": float(np.mean([r["seconds"] for r in solved]))
-                if solved
-                else np.nan,
-                "qpu_access_us": float(np.nansum([r.get("qpu_access_us", np.nan) for r in solved])),
-                "cost_usd": float(np.nansum([r.get("cost_usd", np.nan) for r in solved])),
-            }
-        )
-    return out
+        if r["status"] != "solved":
+            continue
+        r["gap"] = gap(r["energy"], b)
+        r["missed"] = missed_improvement(r["energy"], b, r["current_energy"])
+        r["p_success"] = success_probability(*r.pop("_reads"), best=b)
+        tts = time_to_solution(r["seconds_per_read"], r["p_success"])
+        r["tts99"] = tts if np.isfinite(tts) else None
 
 
 def compare_solvers(
@@ -195,8 +207,9 @@ def compare_solvers(
     record_count: int = 12,
     max_cost: float | None = None,
     dry_run: bool = False,
+    budgets: Sequence[float] = (0.25, 1.0, 4.0),
 ) -> dict[str, Any]:
-    """Solve every block with every solver; print a table, write CSV, JSON and a PNG to ``out``.
+    """Solve every block with every solver; print tables, write CSV, JSON and plots to ``out``.
 
     Every solver passes the budget gate before any block is recorded or sent; ``dry_run``
     prices the comparison and stops there."""
@@ -207,16 +220,17 @@ def compare_solvers(
             f"--record-count must be at least 1 and --record-size at least 2, got "
             f"{record_count} and {record_size}"
         )
+    if not budgets or any(not f > 0 for f in budgets):
+        raise ValueError(f"--budgets must be positive factors, got {list(budgets)}")
+    budgets = sorted({1.0, *map(float, budgets)})
     variants = split_solvers(solvers)
-    solvers = list(variants)
     blocks = load_blocks(blocks_path) if blocks_path is not None else None
     count = len(blocks) if blocks is not None else record_count
-    costs = [admit(variants[s], options.get(s, {}), count, max_cost, dry_run) for s in solvers]
+    runs = plan_runs(variants, options, budgets)
+    costs = [admit(name, opts, count, max_cost, dry_run) for _, name, _, opts in runs]
     if dry_run:
         total = sum(c.usd for c in costs)
-        print(
-            f"dry run: {len(solvers)} solvers x {count} blocks, estimated ${total:.2f}; sent nothing"
-        )
+        print(f"dry run: {len(runs)} runs x {count} blocks, estimated ${total:.2f}; sent nothing")
         return {"dry_run": True, "cost_usd": total}
     with locked(out):
         if blocks is None:
@@ -226,91 +240,5 @@ def compare_solvers(
                 f"classifier into {blocks_path}"
             )
             blocks = record_garment_blocks(blocks_path, record_size, record_count)
-        return _report(blocks, blocks_path, variants, options, max_cost, out)
-
-
-def _report(
-    blocks: Sequence[Block],
-    blocks_path: Path,
-    variants: Mapping[str, str],
-    options: Mapping[str, Mapping[str, Any]],
-    max_cost: float | None,
-    out: Path,
-) -> dict[str, Any]:
-    """Solve, then print the tables and write CSV, JSON and the plot."""
-    solvers = list(variants)
-    rows = solve_all(blocks, variants, options, max_cost)
-    summary = summarise(rows, solvers)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "compare.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
-        writer.writeheader()
-        writer.writerows(rows)
-    report = {
-        "blocks": str(blocks_path),
-        "solvers": list(solvers),
-        "summary": summary,
-        "rows": rows,
-    }
-    (out / "compare.json").write_text(json.dumps(report, indent=2, default=float))
-    _print(rows, summary, solvers)
-    _plot(rows, solvers, out / "compare.png")
-    print(f"wrote {out / 'compare.csv'}, {out / 'compare.json'} and {out / 'compare.png'}")
-    return report
-
-
-def _print(
-    rows: list[dict[str, Any]], summary: list[dict[str, Any]], solvers: Sequence[str]
-) -> None:
-    print(
-        f"\n{'block':>5} {'n':>5} "
-        + " ".join(f"{s[:18]:>18}" for s in solvers)
-        + "   (energy, gap)"
-    )
-    for b in sorted({r["block"] for r in rows}):
-        cells = []
-        for s in solvers:
-            r = next(r for r in rows if r["block"] == b and r["solver"] == s)
-            cells.append(
-                f"{'too large':>18}"
-                if r["status"] != "solved"
-                else f"{r['energy']:>10.3e} {r['gap']:>7.1%}"
-            )
-        n = next(r["n"] for r in rows if r["block"] == b)
-        print(f"{b:>5} {n:>5} " + " ".join(cells))
-    print(
-        f"\n{'solver':<18} {'at best':>8} {'mean gap':>9} {'missed gain':>12} {'feasible':>9} "
-        f"{'repaired':>9} {'mean s':>8} {'too large':>10} {'cost $':>8} {'QPU us':>8}"
-    )
-    for s in summary:
-        print(
-            f"{s['solver']:<18} {s['at_best']:>4}/{s['solved']:<3} {s['mean_gap']:>9.2%} "
-            f"{s['mean_missed']:>12.2%} "
-            f"{s['mean_feasible_fraction']:>9.0%} {s['repaired']:>9} "
-            f"{s['mean_seconds']:>8.3f} {s['too_large']:>10} {s['cost_usd']:>8.2f} "
-            f"{s['qpu_access_us']:>8.0f}"
-        )
-
-
-def _plot(rows: list[dict[str, Any]], solvers: Sequence[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for s in solvers:
-        rs = [r for r in rows if r["solver"] == s and r["status"] == "solved"]
-        if not rs:
-            continue
-        ax1.plot([r["block"] for r in rs], [r["gap"] * 100 for r in rs], marker="o", label=s)
-        ax2.scatter([r["seconds"] for r in rs], [r["gap"] * 100 for r in rs], label=s)
-    ax1.set_xlabel("block")
-    ax1.set_ylabel("gap to best known energy (%)")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("wall time per block (s)")
-    ax2.set_ylabel("gap (%)")
-    ax1.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        rows = solve_all(blocks, variants, options, max_cost, budgets)
+        return write_report(rows, list(variants), blocks_path, out)

@@ -32,17 +32,7 @@ from qubo_prune.core.scores import initial_mask, input_norms, score, validate_de
 from qubo_prune.pruners.icbs import ICBSPruner
 from qubo_prune.pruners.validation import resolve_tensors
 
-__all__ = ["DEMO_SOLVER_OPTIONS", "DemoSettings", "baseline_accuracy", "run_demo"]
-
-# Options the demo uses when none are given, measured on real 1024-weight garment blocks
-# (docs/benchmarks.md): with the provable-bound penalty, annealers and greedy descent mostly
-# return answers worse than the current mask; a small multiplier plus decoding's repair does not.
-DEMO_SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
-    "neal": {"num_reads": 2, "num_sweeps": 100, "penalty_scale": 0.01, "seed": 0},
-    "tabu": {"timeout": 500, "seed": 0},
-    "steepest-descent": {"num_reads": 4, "penalty_scale": 0.01, "seed": 0},
-    "gpu-anneal": {"num_reads": 4, "num_sweeps": 30, "seed": 0},
-}
+__all__ = ["DemoSettings", "baseline_accuracy", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +56,6 @@ class DemoSettings:
         if not densities:
             raise ValueError("give at least one density")
         object.__setattr__(self, "densities", densities)
-        if not self.solver_options:
-            object.__setattr__(self, "solver_options", DEMO_SOLVER_OPTIONS.get(self.solver, {}))
         if int(self.hidden) < 1:
             raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
         if int(self.train_subset) < 0:
@@ -121,9 +109,6 @@ def run_demo(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train (once) and prune the garment MLP; print the table, write JSON and a plot to ``out``."""
-    if settings.solver_options == DEMO_SOLVER_OPTIONS.get(settings.solver):
-        opts = " ".join(f"--solver-opt {k}={v}" for k, v in settings.solver_options.items())
-        print(f"solver {settings.solver} with the demo's default options: {opts}")
     first = settings.pruner(settings.densities[0], max_cost=max_cost, dry_run=dry_run)
     first.check_model(garment_mlp(settings.hidden))  # blocks must fit before any data loads
     densities = len(settings.densities)
@@ -209,7 +194,6 @@ def _density(
         save_blocks(blocks, saved.with_suffix(".blocks.npz"))
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps({"settings": settings.record(), "row": row}, indent=1))
-    checkpoint.unlink(missing_ok=True)  # the row is kept; nothing of this density to resume
     print(
         f"  density {density:g}: magnitude {row['magnitude']:.2f}%  wanda "
         f"{row['wanda']:.2f}%  iCBS[{settings.solver}] {row['icbs']:.2f}% "

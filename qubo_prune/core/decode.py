@@ -84,19 +84,23 @@ def sample_matrix(sampleset: dimod.SampleSet, n: int) -> np.ndarray:
 
 
 def decide(block: Block, sampleset: dimod.SampleSet, max_repairs: int = 32) -> Decision:
-    """Best feasible sample (repairing the best few if none is), accepted only if it improves."""
+    """The best of the feasible samples and of the best few infeasible ones repaired, accepted
+    only if it improves on the current mask.
+
+    Repair runs whether or not feasible samples exist: a sample one flip off the constraint is
+    often better, once repaired, than every feasible one (a small penalty lets an annealer move
+    across the constraint), so a penalty-based solver is judged by its best usable answer.
+    """
     current_energy = block.energy(block.current)
     X = sample_matrix(sampleset, block.n) if len(sampleset) else np.zeros((0, block.n), np.int8)
     feasible = block.is_feasible(X) if len(X) else np.zeros(0, dtype=bool)
-    repaired = False
-    if feasible.any():
-        candidates = X[feasible]
-    elif len(X):
-        X = np.unique(X, axis=0)
-        order = np.argsort(block.energy(X))[:max_repairs]
-        candidates = np.stack([repair(block, X[i]) for i in order])
-        repaired = True
-    else:
+    infeasible = np.unique(X[~feasible], axis=0) if len(X) else X
+    lowest = np.argsort(block.energy(infeasible))[:max_repairs] if len(infeasible) else []
+    repairs = [repair(block, infeasible[i]) for i in lowest]
+    candidates = np.concatenate(
+        [X[feasible], np.array(repairs, dtype=np.int8).reshape(-1, block.n)]
+    )
+    if not len(candidates):
         candidates = block.current[None, :]
     energies = block.energy(candidates)
     best = int(np.argmin(energies))
@@ -111,6 +115,6 @@ def decide(block: Block, sampleset: dimod.SampleSet, max_repairs: int = 32) -> D
         current_energy=current_energy,
         candidate_energy=candidate_energy,
         accepted=bool(accepted),
-        repaired=repaired,
+        repaired=bool(best >= int(feasible.sum()) and len(repairs) > 0),
         feasible_fraction=float(feasible.mean()) if len(feasible) else 0.0,
     )

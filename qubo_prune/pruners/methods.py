@@ -39,7 +39,7 @@ class LayerwiseConfig:
     method: str = "wanda"
     sparsity: float = 0.5
     pattern: str = "unstructured"
-    solver: str = "neal"
+    solver: str = "gpu-anneal"
     solver_options: dict[str, Any] = field(default_factory=dict)
     block_size: int = 64
     iterations: int = 4

@@ -117,7 +117,9 @@ def test_compare_on_recorded_blocks(tmp_path, capsys):
         assert s["solved"] == 3
     rows = [r for r in report["rows"] if r["solver"] == "exact"]
     assert all(r["reference"] == "exact optimum" for r in rows)
-    assert (out / "compare.csv").read_text().count("\n") == 13
+    # one row per (block, solver, budget): exact has no work knob, the others run at 3 budgets
+    assert (out / "compare.csv").read_text().count("\n") == 1 + 3 * (1 + 3 * 3)
+    assert sum(r["budget"] == 1.0 for r in report["rows"]) == 12
     assert (out / "compare.png").exists()
     assert "mean gap" in capsys.readouterr().out
 
@@ -184,7 +186,7 @@ def test_compare_dry_run_prices_a_billed_device_and_sends_nothing(tmp_path, caps
     assert main(argv) == 2  # billed without --max-cost: refused before anything is built
     assert "this solver is billed" in capsys.readouterr().err
     assert main([*argv, "--dry-run"]) == 0
-    assert "dry run: 1 solvers x 2 blocks, estimated $" in capsys.readouterr().out
+    assert "dry run: 1 runs x 2 blocks, estimated $" in capsys.readouterr().out
     assert not (tmp_path / "o").exists()
 
 
@@ -209,3 +211,30 @@ def test_compare_takes_labelled_variants_of_one_solver(tmp_path):
     )
     summary = {s["solver"]: s for s in json.loads((out / "compare.json").read_text())["summary"]}
     assert set(summary) == {"exact", "sd", "sd-low"}
+
+
+def test_compare_reports_success_per_read_and_tts99(tmp_path, monkeypatch):
+    import math
+
+    from qubo_prune.backends import registry
+    from tests.backends.bad_backend_plugin import misbehaving_specs
+
+    monkeypatch.setattr(registry, "_plugin_specs", misbehaving_specs)
+    blocks = recorded_blocks(tmp_path / "blocks.npz", n=8, count=2)
+    out = tmp_path / "cmp"
+    argv = [
+        "compare",
+        "--blocks",
+        str(blocks),
+        "--solvers",
+        "exact,three-in-ten",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    for r in (r for r in rows if r["solver"] == "three-in-ten"):
+        assert r["reads"] == 10 and r["p_success"] == pytest.approx(0.3)
+        expected = r["seconds_per_read"] * math.log(0.01) / math.log(0.7)
+        assert r["tts99"] == pytest.approx(expected)
+    assert (out / "compare.png").exists()

@@ -62,11 +62,33 @@ class Misbehaving(dimod.Sampler):
         return dimod.SampleSet.from_samples_bqm((np.zeros((1, n)), list(bqm.variables)), bqm)
 
 
+class ThreeInTen(dimod.Sampler):
+    """Ten reads of a native block: the exact optimum three times, the worst feasible state
+    seven times (a hand-made sample set for time-to-solution)."""
+
+    parameters = {"cardinality": []}
+    properties = {}
+
+    def sample(self, bqm, cardinality=None, **kwargs):
+        exact = dimod.ExactSolver().sample(bqm)
+        ((group, k),) = cardinality
+        feasible = exact.filter(lambda d: sum(d.sample[v] for v in group) == k)
+        states = [feasible.first.sample] * 3 + [feasible.record.sample[-1]] * 7
+        X = np.array([[s[v] for v in bqm.variables] if isinstance(s, dict) else s for s in states])
+        return dimod.SampleSet.from_samples_bqm((X, list(bqm.variables)), bqm)
+
+
 def misbehaving_specs() -> dict[str, BackendSpec]:
     return {
+        "three-in-ten": BackendSpec(
+            name="three-in-ten",
+            factory="tests.backends.bad_backend_plugin:ThreeInTen",
+            description="3 of 10 reads optimal (test plugin)",
+            capabilities=Capabilities(native_cardinality=True),
+        ),
         "misbehaving": BackendSpec(
             name="misbehaving",
             factory="tests.backends.bad_backend_plugin:Misbehaving",
             description="fails on purpose (test plugin)",
-        )
+        ),
     }

@@ -73,12 +73,15 @@ def test_found_credentials_are_not_called_verified(monkeypatch):
     from qubo_prune.backends.registry import BackendSpec
 
     spec = BackendSpec(name="cloud", factory="x:y", description="x", credentials=lambda o: None)
-    assert spec.status() == "credentials found (not verified)"
+    assert spec.status() == ("credentials found (not verified)", "")
     local = BackendSpec(
         name="sim", factory="x:y", description="x", credentials=lambda o: "set TOKEN" if o else None,
         hardware={"device": "qpu"},
     )  # fmt: skip
-    assert local.status() == "ready (local simulator); hardware: no credentials (set TOKEN)"
+    assert local.status() == (
+        "ready (simulator); hardware: no credentials",
+        "for hardware, set TOKEN",
+    )
 
 
 def test_a_braket_qpu_arn_names_its_region(monkeypatch):

@@ -57,7 +57,7 @@ def test_missing_extra_names_the_pip_install(monkeypatch):
     monkeypatch.setattr(registry, "_plugin_specs", lambda: {"needs-sdk": spec})
     with pytest.raises(BackendError, match=r"pip install 'qubo-prune\[braket\]'"):
         get_backend("needs-sdk")
-    assert "not installed" in registry.available_backends()["needs-sdk"].status()
+    assert registry.available_backends()["needs-sdk"].status()[0] == "not installed"
 
 
 def test_missing_credentials_fail_fast(monkeypatch):

@@ -39,7 +39,8 @@ def test_a_run_that_fails_midway_resumes_from_its_last_finished_step(tmp_path, m
     ckpt = tmp_path / "c.pt"
 
     def pruner():
-        return ICBSPruner(0.4, "misbehaving", {"mode": "flaky"}, checkpoint=ckpt, **KW)
+        options = {"mode": "flaky", "penalty": 1.0}  # one sampler call per solve
+        return ICBSPruner(0.4, "misbehaving", options, checkpoint=ckpt, **KW)
 
     with pytest.raises(BackendError, match=r"dense weights are back; the 2 finished steps are in"):
         pruner().prune(tiny_mlp(), F.cross_entropy, X, y, NAMES)
