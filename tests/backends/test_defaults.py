@@ -33,7 +33,9 @@ def test_auto_penalty_answers_at_least_as_well_as_the_safe_bound(solver):
         ss = auto.solve(block)
         d_auto, d_safe = decide(block, ss), decide(block, safe.solve(block))
         assert block.is_feasible(d_auto.x)
-        assert d_auto.candidate_energy <= d_safe.candidate_energy + 1e-9 * abs(d_safe.candidate_energy)
+        assert d_auto.candidate_energy <= d_safe.candidate_energy + 1e-9 * abs(
+            d_safe.candidate_energy
+        )
         assert 0 < ss.info["penalty"] and 1 <= ss.info.get("penalty_rounds", 1) <= 3
         assert 0 <= ss.info["feasible_fraction"] <= 1
     optimum = decide(BLOCKS[-1], exact.solve(BLOCKS[-1])).candidate_energy
@@ -50,7 +52,9 @@ BUSY = "import time\nend = time.time() + 60\nwhile time.time() < end: pass\n"
 
 @pytest.mark.parametrize("solver", ["neal", "tabu", "steepest-descent", "gpu-anneal"])
 def test_default_budgets_give_the_same_answer_under_a_competing_load(solver):
-    assert "timeout" not in get_spec(solver).defaults or get_spec(solver).defaults["timeout"] >= 10_000
+    assert (
+        "timeout" not in get_spec(solver).defaults or get_spec(solver).defaults["timeout"] >= 10_000
+    )
     block = random_block(64, seed=5)
     quiet = get_backend(solver).solve(block)
     load = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(3)]
