@@ -106,3 +106,14 @@ def layer_problem(rows: int = 6, cols: int = 16, seed: int = 0):
     acc = GramAccumulator(cols)
     acc.add(U.T)
     return W0, U, acc
+
+
+def exact_refit(W0: torch.Tensor, mask: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """Per-row least squares ``w_S = G_SS^+ (G w0)_S`` in float64 (the reference refit)."""
+    W0, G = W0.double(), G.double()
+    out = torch.zeros_like(W0)
+    for r in range(W0.shape[0]):
+        S = torch.nonzero(~mask[r]).flatten()
+        b = (G @ W0[r])[S]
+        out[r, S] = torch.linalg.lstsq(G[S][:, S], b[:, None]).solution[:, 0]
+    return out

@@ -19,12 +19,24 @@ from qubo_prune.llm.pipeline import prune_causal_lm
 from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, evaluation_windows, token_stream
 from qubo_prune.pruners.methods import LayerwiseConfig
 
-__all__ = ["format_summary", "peak_rss_mb", "run_prune_llm"]
+__all__ = ["device_name", "format_summary", "peak_device_mb", "peak_rss_mb", "run_prune_llm"]
 
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def peak_device_mb(device: torch.device) -> float | None:
+    """Peak memory torch allocated on a CUDA ``device`` so far (``None`` on the CPU)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu`` or the accelerator's name, for reports and benchmark tables."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def run_prune_llm(
@@ -42,8 +54,8 @@ def run_prune_llm(
 ) -> dict[str, Any]:
     """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary.
 
-    ``device`` runs the model's forward passes (calibration and evaluation) there; the pruning
-    math of each layer runs on the CPU in float64.
+    ``device`` is where everything runs: each decoder layer's forward passes and pruning math
+    while the model waits on the CPU (one layer on the device at a time), then the evaluation.
     """
     try:  # a bad device fails here, before the model loads
         device = torch.device(device)
@@ -52,16 +64,16 @@ def run_prune_llm(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked, but torch sees no CUDA device here")
     model, tokenizer = load_model(model_name)
-    model.to(device)
     if tokenizer is None:
         raise FileNotFoundError(f"model folder {str(model_name)!r} holds no tokenizer")
     calib = calibration_windows(token_stream(tokenizer, calib_text), calib_windows, seqlen)
     evals = evaluation_windows(token_stream(tokenizer, eval_text), eval_windows, seqlen)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    reports = prune_causal_lm(model, calib, config, out, dense_errors, progress)
+    reports = prune_causal_lm(model, calib, config, out, dense_errors, progress, device=device)
     seconds = time.perf_counter() - start
-    ppl = perplexity(model, evals, progress)
+    peak_device = peak_device_mb(device)
+    ppl = perplexity(model.to(device), evals, progress)
     save_pruned(model, tokenizer, out)
     mean = lambda key: sum(getattr(r, key) for r in reports) / len(reports)  # noqa: E731
     summary = {
@@ -73,6 +85,8 @@ def run_prune_llm(
         "mean_dense_layer_error": mean("dense_error") if dense_errors else None,
         "prune_seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "device": device_name(device),
+        "peak_device_mb": peak_device,
         "calib_windows": len(calib),
         "eval_windows": len(evals),
         "layers": [asdict(r) for r in reports],
@@ -98,5 +112,7 @@ def format_summary(s: dict[str, Any]) -> str:
         ("pruning time", f"{s['prune_seconds']:.1f} s"),
         ("peak memory (RSS)", f"{s['peak_rss_mb']:.0f} MB"),
     ]
+    if s.get("peak_device_mb") is not None:
+        rows.append((f"peak memory ({s['device']})", f"{s['peak_device_mb']:.0f} MB"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
