@@ -3,6 +3,7 @@
     python benchmarks/llm_scale.py smollm2            # SmolLM2-135M, 50% and 2:4, CPU
     python benchmarks/llm_scale.py layer7b            # one Llama-2-7B-shaped decoder layer, CPU
     python benchmarks/llm_scale.py gpu                # SmolLM2 and a 7B-shaped Llama on CUDA
+    python benchmarks/llm_scale.py refit              # refit methods per product, SmolLM2 layer
 
 Every method runs in its own process (so each peak memory is its own) with the same thread
 count; results are merged into benchmarks/results/llm_scale.json under the section's name.
@@ -14,6 +15,12 @@ wall time of the pruning, peak RSS, perplexity, mean layer error on the pruning 
 Hugging Face's initialisation (normal, std 0.02: the scale of the real weights), fed 32 x 512
 random tokens; its seven linears' Grams are captured once and every method prunes the same
 captured layer. ``gpu``: the same on CUDA, plus all 32 layers of a 7B-shaped Llama in bf16.
+``refit``: on SmolLM2's decoder layer 3 (dense inputs), from SparseGPT's mask and weights, the
+layer error after k products with ``G`` of the refit's Jacobi-preconditioned conjugate
+gradients, of conjugate gradients preconditioned by SparseGPT's damped inverse Hessian (two
+products per iteration) and of ADMM on ``(G + rho I)^-1`` (Boza 2024; one product per
+iteration, one to start and one for the final residual, plus its own factorisation), against
+the least squares solution (256 iterations of the conjugate gradients).
 """
 
 from __future__ import annotations
@@ -274,10 +281,91 @@ def llama7b(args: argparse.Namespace) -> None:
         )
 
 
+def smollm2_layer(index: int, windows: int) -> dict[str, tuple]:
+    """``{linear: (W, accumulator)}`` of SmolLM2's decoder layer ``index`` on dense inputs."""
+    from qubo_prune.apps.smollm2 import load_model
+    from qubo_prune.llm.calibration import first_inputs
+    from qubo_prune.llm.layers import decoder_layers, linear_layers
+    from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, token_stream
+    from qubo_prune.pruners.calibration import GramHooks
+
+    model, tokenizer = load_model("smollm2")
+    ids = calibration_windows(token_stream(tokenizer, PYTHON_DOCS / "tutorial"), windows, 512)
+    with torch.no_grad():
+        stream = first_inputs(model, ids)
+        for layer in decoder_layers(model)[:index]:
+            stream.hidden = stream.run(layer)
+        layer = decoder_layers(model)[index]
+        hooks = GramHooks(linear_layers(layer))
+        stream.run(layer, hooks)
+        hooks.remove()
+    return {n: (m.weight.detach().clone(), hooks.grams[n]) for n, m in linear_layers(layer).items()}
+
+
+def refit_curves(args: argparse.Namespace) -> None:
+    """Layer error after k products with ``G``, per refit method (see the module docstring)."""
+    from qubo_prune.core.patterns import parse_pattern
+    from qubo_prune.objectives.reconstruction import layer_error
+    from qubo_prune.objectives.refit import refit, residual
+    from qubo_prune.pruners.baselines import sparsegpt
+
+    f64, products = torch.float64, (2, 4, 6, 8, 12)
+    for name, (W, acc) in smollm2_layer(3, args.windows).items():
+        W0, G = W.double(), acc.G
+        for pattern in ("unstructured", "2:4"):
+            K = acc.inverse_hessian(f64)
+            start, mask = sparsegpt(W0, K, parse_pattern(pattern, 0.5))
+            err = lambda X, W0=W0, G=G: layer_error(W0, X, G)  # noqa: E731
+            state = residual(W0, start, G)
+            curves = {
+                "jacobi-cg": [err(refit(W0, mask, G, state, k).weights) for k in products],
+                "inverse-hessian-pcg": [
+                    err(pcg_inverse(W0, mask, G, K, start, k // 2)) for k in products
+                ],
+                "admm": [err(admm(W0, mask, G, start, k - 2)) for k in products],
+            }
+            best = err(refit(W0, mask, G, state, 256).weights)
+            r = {"products": products, "start": err(start), "optimum": best, **curves}
+            save("refit", f"{name}-{pattern}", r)
+            print(name, pattern, json.dumps(r), flush=True)
+
+
+def pcg_inverse(W0, mask, G, K, start, iterations: int) -> torch.Tensor:
+    """Masked CG preconditioned by the damped inverse Hessian ``K`` (two products each)."""
+    keep = (~mask).to(G.dtype)
+    X = start.clone()
+    r = ((W0 - X) @ G) * keep
+    z = (r @ K) * keep
+    p, rz = z, (r * z).sum(dim=1, keepdim=True)
+    for _ in range(iterations):
+        Ap = (p @ G) * keep
+        alpha = rz / (p * Ap).sum(dim=1, keepdim=True).clamp(min=1e-300)
+        X, r = X + alpha * p, r - alpha * Ap
+        z = (r @ K) * keep
+        rz_next = (r * z).sum(dim=1, keepdim=True)
+        p, rz = z + rz_next / rz.clamp(min=1e-300) * p, rz_next
+    return X
+
+
+def admm(W0, mask, G, start, iterations: int) -> torch.Tensor:
+    """ADMM on the masked problem with ``rho`` = the mean diagonal (best of 0.3x, 1x, 3x)."""
+    keep = (~mask).to(G.dtype)
+    rho = G.diagonal().mean()
+    Kr = torch.cholesky_inverse(torch.linalg.cholesky(G + rho * torch.eye(len(G), dtype=G.dtype)))
+    b = (W0 @ G) @ Kr
+    Z, U = start.clone(), torch.zeros_like(start)
+    for _ in range(iterations):
+        X = b + rho * ((Z - U) @ Kr)
+        Z = (X + U) * keep
+        U = U + X - Z
+    return Z
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "section", choices=["smollm2", "layer7b", "gpu", "prune-captured", "llama7b-run"]
+        "section",
+        choices=["smollm2", "layer7b", "gpu", "refit", "prune-captured", "llama7b-run"],
     )
     parser.add_argument("--runs", default="sparsegpt,wanda,icbs-refit")
     parser.add_argument("--patterns", default="50,2:4")
@@ -300,6 +388,8 @@ def main() -> int:
         smollm2(args)
     elif args.section == "layer7b":
         layer7b(args)
+    elif args.section == "refit":
+        refit_curves(args)
     elif args.section == "llama7b-run":
         print(json.dumps(llama7b_run(args.method, args)))
     elif args.tiny:  # the 7B-shaped end-to-end run at tiny shapes, on any device

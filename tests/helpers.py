@@ -115,5 +115,5 @@ def exact_refit(W0: torch.Tensor, mask: torch.Tensor, G: torch.Tensor) -> torch.
     for r in range(W0.shape[0]):
         S = torch.nonzero(~mask[r]).flatten()
         b = (G @ W0[r])[S]
-        out[r, S] = torch.linalg.lstsq(G[S][:, S], b[:, None]).solution[:, 0]
+        out[r, S] = torch.linalg.pinv(G[S][:, S], hermitian=True) @ b
     return out

@@ -31,8 +31,9 @@ class GramAccumulator:
 
     Each window's product is computed in the inputs' precision, at least float32 (a few hundred
     terms; half precision would overflow), and accumulated over windows in float64, where tens
-    of thousands of terms would lose digits. :meth:`inverse_hessian` is the one factorisation
-    per Gram that SparseGPT and the refit share (linears fed the same inputs share the Gram).
+    of thousands of terms would lose digits. Matrices derived from ``G`` (its copy in a lower
+    precision, SparseGPT's inverse Hessian) are computed once and shared by the linears fed
+    the same inputs, which share the accumulator.
     """
 
     def __init__(self, width: int, device: torch.device | str = "cpu"):
@@ -68,7 +69,7 @@ class GramAccumulator:
 
         As SparseGPT (Frantar & Alistarh 2023) builds it: inputs never seen in calibration
         (zero diagonal) get a unit diagonal so the factorisation exists, and ``lam`` is
-        ``percdamp`` of the mean diagonal. Up to its scale it is the refit's preconditioner.
+        ``percdamp`` of the mean diagonal.
         """
         key = ("inverse", dtype, float(percdamp))
         if key not in self._derived:

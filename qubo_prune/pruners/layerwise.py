@@ -65,7 +65,7 @@ def refit_layer(
     W0c = W0.to(G.device, dtype)
     mask = mask.to(G.device)
     state = residual(W0c, start.to(G.device, dtype) * ~mask, G)
-    state = refit(W0c, mask, G, acc.inverse_hessian(dtype), state, iterations)
+    state = refit(W0c, mask, G, state, iterations)
     return state.weights.to(W0.dtype)
 
 
@@ -112,8 +112,7 @@ def icbs_layer(
     for it in range(iterations):
         values = W0c
         if refit_schedule is not None:
-            K = acc.inverse_hessian(dtype)
-            state = refit(W0c, mask, Gc, K, state, refit_schedule.per_iteration)
+            state = refit(W0c, mask, Gc, state, refit_schedule.per_iteration)
             proposal = state.residual / torch.where(diag > 0, diag, 1.0)
             values = torch.where(mask, proposal, state.weights)
         scores = score("wanda", values, input_norm=norms)
@@ -132,8 +131,7 @@ def icbs_layer(
         stats.predicted_gain += gain
         stats.per_iteration_gain.append(gain)
     if refit_schedule is not None:
-        K = acc.inverse_hessian(dtype)
-        state = refit(W0c, mask, Gc, K, state, refit_schedule.final)
+        state = refit(W0c, mask, Gc, state, refit_schedule.final)
     return state.weights.to(W0.dtype), mask, stats
 
 
