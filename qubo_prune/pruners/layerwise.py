@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from qubo_prune.core.batch import BlockBatch
@@ -99,71 +100,90 @@ def icbs_layer(
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
-    G, Gc = acc.G, acc.gram(dtype)  # float64 for the blocks, ``dtype`` for layer-sized products
-    device = G.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    device = acc.G.device
     W0c = W0.to(device, dtype).contiguous()
     mask = mask.to(device).clone(memory_format=torch.contiguous_format)  # edited via view(-1)
     start = W0c * ~mask if start_weights is None or refit_schedule is None else start_weights
-    state = residual(W0c, start.to(device, dtype) * ~mask, Gc)
-    norms = gram_input_norms(G)
-    diag = G.diagonal().to(dtype)
+    Gc = acc.gram(dtype)
+    layer = _Layer(W0c, acc.G, Gc, mask, residual(W0c, start.to(device, dtype) * ~mask, Gc), W0c)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    norms = gram_input_norms(acc.G)
     stats = ICBSStats()
     for it in range(iterations):
-        values = W0c
         if refit_schedule is not None:
-            state = refit(W0c, mask, Gc, state, refit_schedule.per_iteration)
-            proposal = state.residual / torch.where(diag > 0, diag, 1.0)
-            values = torch.where(mask, proposal, state.weights)
-        scores = score("wanda", values, input_norm=norms)
+            layer.refit(refit_schedule.per_iteration)
+        scores = score("wanda", layer.values, input_norm=norms)
         idx, groups, k = select_row_blocks(scores, mask, pattern, block_size, generator, it > 0)
         gain = 0.0
         if idx.shape[1] >= 2 and any(v > 0 for v in k):
             for first in range(0, W0c.shape[0], rows_per_batch):
                 rows = slice(first, min(first + rows_per_batch, W0c.shape[0]))
-                r = torch.arange(rows.start, rows.stop, device=device)
-                batch = build_blocks(
-                    W0c, G, mask, r, idx[rows], groups, k, tensor,
-                    state.weights, values, state.residual,
-                )  # fmt: skip
-                decision = step_batch(batch, solver)
-                gain += _apply(batch, decision, rows, mask, state, values, W0c, Gc, stats)
+                batch = layer.blocks(rows, idx[rows], groups, k, tensor)
+                gain += layer.apply(batch, step_batch(batch, solver), rows, stats)
         stats.predicted_gain += gain
         stats.per_iteration_gain.append(gain)
     if refit_schedule is not None:
-        state = refit(W0c, mask, Gc, state, refit_schedule.final)
-    return state.weights.to(W0.dtype), mask, stats
+        layer.refit(refit_schedule.final)
+    return layer.state.weights.to(W0.dtype), mask, stats
 
 
-def _apply(
-    batch: BlockBatch,
-    decision: BatchDecision,
-    rows: slice,
-    mask: torch.Tensor,
-    state: RefitState,
-    values: torch.Tensor,
-    W0: torch.Tensor,
-    G: torch.Tensor,
-    stats: ICBSStats,
-) -> float:
-    """Apply a batch's accepted swaps (its rows: ``rows``); update the residual and errors of
-    those rows by one sparse product with ``G``; returns the predicted gain."""
-    to_prune, to_restore = decision.swap(batch)
-    stats.blocks += len(batch)
-    stats.repaired += int(decision.repaired.sum())
-    stats.accepted += int(decision.accepted.sum())
-    stats.swapped_weights += 2 * len(to_prune)
-    if not len(to_prune):
-        return 0.0
-    flat_w = state.weights.view(-1)
-    coords = torch.cat([to_prune, to_restore])
-    before = flat_w[coords].clone()
-    apply_swap(mask.view(-1), flat_w, values.reshape(-1), to_prune, to_restore)
-    cols = W0.shape[1]
-    local = torch.stack([coords // cols - rows.start, coords % cols])
-    shape = (rows.stop - rows.start, cols)
-    change = torch.sparse_coo_tensor(local, flat_w[coords] - before, shape, check_invariants=False)
-    state.residual[rows] -= torch.sparse.mm(change, G)  # the residual moves by -change G
-    E = W0[rows] - state.weights[rows]
-    state.errors[rows] = (E * state.residual[rows]).sum(dim=1)
-    return float(decision.improvement.sum())
+@dataclass
+class _Layer:
+    """One layer's search state on its device: the dense weights, the Gram (float64 for the
+    blocks, ``Gc`` in the products' precision), the mask, the current weights with their
+    residual, and what each weight becomes when kept (``values``)."""
+
+    W0: torch.Tensor
+    G: torch.Tensor
+    Gc: torch.Tensor
+    mask: torch.Tensor
+    state: RefitState
+    values: torch.Tensor
+
+    def refit(self, iterations: int) -> None:
+        """Refit the kept weights; offer each pruned one at its best single-weight value."""
+        self.state = refit(self.W0, self.mask, self.Gc, self.state, iterations)
+        diag = self.Gc.diagonal()
+        proposal = self.state.residual / torch.where(diag > 0, diag, 1.0)
+        self.values = torch.where(self.mask, proposal, self.state.weights)
+
+    def blocks(
+        self,
+        rows: slice,
+        idx: torch.Tensor,
+        groups: tuple[np.ndarray, ...],
+        k: tuple[int, ...],
+        tensor: str,
+    ) -> BlockBatch:
+        r = torch.arange(rows.start, rows.stop, device=self.G.device)
+        return build_blocks(
+            self.W0, self.G, self.mask, r, idx, groups, k, tensor,
+            self.state.weights, self.values, self.state.residual,
+        )  # fmt: skip
+
+    def apply(
+        self, batch: BlockBatch, decision: BatchDecision, rows: slice, stats: ICBSStats
+    ) -> float:
+        """Apply a batch's accepted swaps (its rows: ``rows``); update the residual and errors
+        of those rows by one sparse product with ``G``; returns the predicted gain."""
+        to_prune, to_restore = decision.swap(batch)
+        stats.blocks += len(batch)
+        stats.repaired += int(decision.repaired.sum())
+        stats.accepted += int(decision.accepted.sum())
+        stats.swapped_weights += 2 * len(to_prune)
+        if not len(to_prune):
+            return 0.0
+        flat_w = self.state.weights.view(-1)
+        coords = torch.cat([to_prune, to_restore])
+        before = flat_w[coords].clone()
+        apply_swap(self.mask.view(-1), flat_w, self.values.reshape(-1), to_prune, to_restore)
+        cols = self.W0.shape[1]
+        local = torch.stack([coords // cols - rows.start, coords % cols])
+        change = torch.sparse_coo_tensor(
+            local, flat_w[coords] - before, (rows.stop - rows.start, cols), check_invariants=False
+        )
+        residual_rows = self.state.residual[rows]
+        residual_rows -= torch.sparse.mm(change, self.Gc)  # the residual moves by -change G
+        E = self.W0[rows] - self.state.weights[rows]
+        self.state.errors[rows] = (E * residual_rows).sum(dim=1)
+        return float(decision.improvement.sum())
