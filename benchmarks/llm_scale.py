@@ -47,6 +47,7 @@ RUNS = {
     "wanda": ["--method", "wanda"],
     "icbs-refit": ICBS,
     "icbs-refit-float64": [*ICBS, "--precision", "float64"],
+    "icbs-refit-1it": [*ICBS, "--iterations", "1"],
     "sparsegpt-refit": ["--method", "sparsegpt", "--refit"],
 }
 PATTERNS = {"50": ["--pattern", "unstructured"], "2:4": ["--pattern", "2:4"]}
@@ -96,25 +97,17 @@ def smollm2(args: argparse.Namespace, device: str = "cpu", section: str = "smoll
 
 
 def llama_7b_config(layers: int, tiny: bool):
-    """Llama-2-7B's shapes (or a tiny stand-in for testing the script)."""
+    """Llama-2-7B's shapes (or a tiny stand-in, a 64th of the width, for testing the script)."""
     from transformers import LlamaConfig
 
-    if tiny:
-        return LlamaConfig(
-            hidden_size=64,
-            intermediate_size=172,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            vocab_size=320,
-        )
+    scale = 64 if tiny else 1
     return LlamaConfig(
-        hidden_size=4096,
-        intermediate_size=11008,
+        hidden_size=4096 // scale,
+        intermediate_size=11008 // scale,
         num_hidden_layers=layers,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        vocab_size=32000,
+        num_attention_heads=32 // min(scale, 8),
+        num_key_value_heads=32 // min(scale, 8),
+        vocab_size=32000 // scale,
         max_position_embeddings=4096,
         rms_norm_eps=1e-5,
     )
@@ -154,26 +147,9 @@ def capture_layer(path: Path, windows: int, seqlen: int, tiny: bool, seed: int =
 
 def config_of(options: list[str]):
     """The ``LayerwiseConfig`` that ``prune-llm`` builds from these options."""
-    from qubo_prune.apps.cli import build_parser
-    from qubo_prune.backends.registry import parse_options
-    from qubo_prune.pruners.methods import LayerwiseConfig
+    from qubo_prune.apps.cli import build_parser, layerwise_config
 
-    args = build_parser().parse_args(["prune-llm", "--out", "-", *options])
-    return LayerwiseConfig(
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        solver=args.solver,
-        solver_options=parse_options(args.solver_opt),
-        block_size=args.block_size,
-        iterations=args.iterations,
-        rows_per_batch=args.rows_per_batch,
-        refit=args.refit,
-        refit_iterations=tuple(args.refit_iterations),
-        start=args.start,
-        precision=args.precision,
-        seed=args.seed,
-    )
+    return layerwise_config(build_parser().parse_args(["prune-llm", "--out", "-", *options]))
 
 
 def prune_captured(path: Path, method: str, extra: list[str], threads: int) -> dict:

@@ -7,8 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubo_prune.backends.registry import BackendError, parse_options
+
+if TYPE_CHECKING:
+    from qubo_prune.pruners.methods import LayerwiseConfig
 
 __all__ = ["main"]
 
@@ -234,12 +238,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune_llm(args: argparse.Namespace) -> int:
-    from qubo_prune.apps.prune_llm import format_summary, run_prune_llm
-    from qubo_prune.llm.text import PYTHON_DOCS
+def layerwise_config(args: argparse.Namespace) -> LayerwiseConfig:
+    """The per-layer config ``prune-llm``'s options describe."""
     from qubo_prune.pruners.methods import LayerwiseConfig
 
-    config = LayerwiseConfig(
+    return LayerwiseConfig(
         method=args.method,
         sparsity=args.sparsity,
         pattern=args.pattern,
@@ -254,6 +257,13 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         precision=args.precision,
         seed=args.seed,
     )
+
+
+def cmd_prune_llm(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.prune_llm import format_summary, run_prune_llm
+    from qubo_prune.llm.text import PYTHON_DOCS
+
+    config = layerwise_config(args)
     summary = run_prune_llm(
         args.model,
         config,
