@@ -193,9 +193,13 @@ def prune_captured(path: Path, method: str, extra: list[str], threads: int) -> d
 
 def layer7b(args: argparse.Namespace) -> None:
     path = args.out / ("layer7b-tiny.pt" if args.tiny else "layer7b.pt")
-    if not path.exists():
+    if not path.exists():  # in its own process, so this one holds no model while methods run
         path.parent.mkdir(parents=True, exist_ok=True)
-        capture_layer(path, args.windows, args.seqlen, args.tiny)
+        cmd = [sys.executable, __file__, "capture", "--capture", str(path)]
+        cmd += ["--windows", str(args.windows), "--seqlen", str(args.seqlen)]
+        subprocess.run(
+            [*cmd, *(["--tiny"] if args.tiny else [])], check=True, env=env(args.threads)
+        )
     section, results = "layer7b", args.out / "llm_scale-tiny.json" if args.tiny else RESULTS
     for pattern in args.patterns.split(","):
         for run in args.runs.split(","):
@@ -341,7 +345,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "section",
-        choices=["smollm2", "layer7b", "gpu", "refit", "prune-captured", "llama7b-run"],
+        choices=["smollm2", "layer7b", "gpu", "refit", "capture", "prune-captured", "llama7b-run"],
     )
     parser.add_argument("--runs", default="sparsegpt,wanda,icbs-refit")
     parser.add_argument("--patterns", default="50,2:4")
@@ -364,6 +368,8 @@ def main() -> int:
         smollm2(args)
     elif args.section == "layer7b":
         layer7b(args)
+    elif args.section == "capture":
+        capture_layer(args.capture, args.windows, args.seqlen, args.tiny)
     elif args.section == "refit":
         refit_curves(args)
     elif args.section == "llama7b-run":
