@@ -158,7 +158,7 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        help="where each decoder layer is run and pruned (cpu, cuda, cuda:1); the model stays on the CPU",
+        help="where each decoder layer runs and is pruned: cpu, cuda, cuda:1 (model stays on CPU)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--calib-windows", type=int, default=32)

@@ -81,7 +81,7 @@ class BlockBatch:
         return [(g.tolist(), k) for g, k in zip(self.groups, self.k)]
 
     def block(self, b: int) -> Block:
-        """Block ``b`` as a :class:`Block` on the CPU in float64: the contract every backend sees."""
+        """Block ``b`` as a :class:`Block` (CPU, float64): the contract every backend sees."""
         return Block(
             Q=self.Q[b].detach().to("cpu", torch.float64).numpy(),
             constant=float(self.constant[b]),
