@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from qubo_prune.core.batch import BlockBatch
+from qubo_prune.objectives.refit import RefitState
 
 __all__ = ["GramAccumulator", "build_blocks", "layer_error", "row_errors"]
 
@@ -100,41 +101,46 @@ def build_blocks(
     W0: torch.Tensor,
     G: torch.Tensor,
     mask: torch.Tensor,
-    rows: torch.Tensor,
+    rows: slice | torch.Tensor,
     idx: torch.Tensor,
     groups: tuple[np.ndarray, ...],
     k: tuple[int, ...],
     tensor: str = "",
-    weights: torch.Tensor | None = None,
     values: torch.Tensor | None = None,
-    residual: torch.Tensor | None = None,
+    state: RefitState | None = None,
 ) -> BlockBatch:
     """The blocks of rows ``rows`` (``idx`` (R, b): each one's columns) as one batch.
 
-    ``weights``: the current weights (default ``W0`` with the pruned ones zeroed); ``values``:
-    what each block weight becomes when kept (default ``W0``; a refit passes its kept weights
-    and a proposal for the pruned ones); ``residual``: ``(W0 - weights) G`` of these rows if
-    the caller keeps it (else computed). The energy is the row's squared output error against
-    ``W0`` after the step, so the current state's energy is the current error. The blocks are
-    float64 on ``G``'s device whatever the precision of the inputs (whose rounding they carry).
+    ``state``: the layer's current weights with their residual ``(W0 - W) G`` and row errors,
+    as the caller keeps them (default: ``W0`` with the pruned weights zeroed, computed here);
+    ``values``: what each block weight becomes when kept (default ``W0``; a refit passes its
+    kept weights and a proposal for the pruned ones). The energy is the row's squared output
+    error against ``W0`` after the step, so the current state's energy is the current error.
+    Only the blocks' columns are read from the layer-sized tensors. The blocks are float64 on
+    ``G``'s device whatever the precision of the inputs (whose rounding they carry).
     """
     dev, f64 = G.device, torch.float64
-    rows = torch.as_tensor(rows, device=dev)
+    if not isinstance(rows, slice):
+        rows = torch.as_tensor(rows, device=dev)
     I = torch.as_tensor(idx, device=dev)
-    W0r = W0.to(dev)[rows]
-    W = (W0 * ~mask if weights is None else weights).to(dev)[rows]
-    E = W0r - W  # residual of every weight, in the inputs' precision
-    GE = E.to(G.dtype) @ G if residual is None else residual.to(dev)[rows]  # (G e)_j per row
-    V = W0r if values is None else values.to(dev)[rows]
+    if state is None:
+        E = (W0 * mask)[rows].to(dev)  # the pruned weights are the residual
+        state = RefitState((W0 * ~mask)[rows].to(dev), E.to(G.dtype) @ G, torch.zeros(0))
+        state.errors = (E.to(G.dtype) * state.residual).sum(dim=1)
+        W, R, errors = state.weights, state.residual, state.errors
+    else:
+        W, R, errors = state.weights[rows], state.residual[rows], state.errors[rows]
+    V = (W0 if values is None else values)[rows].to(dev)
     Gbb = G[I[:, :, None], I[:, None, :]].to(f64)  # (R, b, b)
     Gbb = (Gbb + Gbb.mT) / 2.0  # exactly symmetric (a product U^T U need not be to the bit)
     D = torch.gather(V, 1, I).to(f64)
     delta = D - torch.gather(W, 1, I).to(f64)  # block residuals move from E_B to W0_B - V_B
-    GE_B = torch.gather(GE, 1, I).to(f64)
+    GE_B = torch.gather(R, 1, I).to(f64)  # (G e)_j at the block's columns
     g_out = GE_B - torch.einsum("rij,rj->ri", Gbb, delta)
     Q = Gbb * (D[:, :, None] * D[:, None, :])  # exactly symmetric, as Gbb is
     Q.diagonal(dim1=1, dim2=2).add_(2.0 * D * g_out)
-    const = (E.to(GE.dtype) * GE).sum(dim=1, dtype=f64) - 2.0 * (delta * GE_B).sum(dim=1)
+    const = errors.to(f64) - 2.0 * (delta * GE_B).sum(dim=1)
     const += torch.einsum("ri,rij,rj->r", delta, Gbb, delta)
-    current = torch.gather(mask.to(dev)[rows], 1, I)
-    return BlockBatch(Q, const, current, groups, k, rows[:, None] * W0.shape[1] + I, tensor)
+    current = torch.gather(mask[rows].to(dev), 1, I)
+    index = torch.arange(W0.shape[0], device=dev)[rows]
+    return BlockBatch(Q, const, current, groups, k, index[:, None] * W0.shape[1] + I, tensor)

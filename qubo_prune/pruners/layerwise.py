@@ -155,11 +155,9 @@ class _Layer:
         k: tuple[int, ...],
         tensor: str,
     ) -> BlockBatch:
-        r = torch.arange(rows.start, rows.stop, device=self.G.device)
         return build_blocks(
-            self.W0, self.G, self.mask, r, idx, groups, k, tensor,
-            self.state.weights, self.values, self.state.residual,
-        )  # fmt: skip
+            self.W0, self.G, self.mask, rows, idx, groups, k, tensor, self.values, self.state
+        )
 
     def apply(
         self, batch: BlockBatch, decision: BatchDecision, rows: slice, stats: ICBSStats
