@@ -93,6 +93,7 @@ def smollm2(args: argparse.Namespace, device: str = "cpu", section: str = "smoll
             subprocess.run(cmd, check=True, env=env(args.threads))
             report = json.loads((out / "report.json").read_text())
             keep = ("perplexity", "mean_layer_error", "mean_mask_error", "prune_seconds")
+            keep += ("prune_cpu_seconds",)
             keep += ("peak_rss_mb", "device", "peak_device_mb")
             r = {k: report.get(k) for k in keep} | {"command": cmd, "threads": args.threads}
             save(section, name, r)
@@ -178,7 +179,7 @@ def prune_captured(path: Path, method: str, extra: list[str], threads: int) -> d
     )
     base = peak_rss_mb()
     seconds, errors = {}, {}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for name in LINEARS:
         t = time.perf_counter()
         acc = accs[data["gram_of"][name]]
@@ -188,6 +189,7 @@ def prune_captured(path: Path, method: str, extra: list[str], threads: int) -> d
     total = time.perf_counter() - start
     return {
         "seconds": total,
+        "cpu_seconds": time.process_time() - cpu,
         "per_linear_seconds": seconds,
         "layer_errors": errors,
         "mean_layer_error": sum(errors.values()) / len(errors),
@@ -217,7 +219,8 @@ def layer7b(args: argparse.Namespace) -> None:
             r = json.loads(out.stdout.decode().strip().splitlines()[-1])
             save(section, f"{run}-{pattern}", r | {"command": cmd}, results)
             print(
-                f"{run}-{pattern:5s} {r['seconds']:8.1f} s  err {r['mean_layer_error']:.5f}  "
+                f"{run}-{pattern:5s} {r['seconds']:8.1f} s ({r['cpu_seconds']:.1f} s CPU)  "
+                f"err {r['mean_layer_error']:.5f}  "
                 f"peak RSS {r['peak_rss_mb']:6.0f} MB (after loading {r['rss_before_mb']:.0f})",
                 flush=True,
             )

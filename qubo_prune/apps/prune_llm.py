@@ -69,9 +69,9 @@ def run_prune_llm(
     calib = calibration_windows(token_stream(tokenizer, calib_text), calib_windows, seqlen)
     evals = evaluation_windows(token_stream(tokenizer, eval_text), eval_windows, seqlen)
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     reports = prune_causal_lm(model, calib, config, out, dense_errors, progress, device=device)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     peak_device = peak_device_mb(device)
     ppl = perplexity(model.to(device), evals, progress)
     save_pruned(model, tokenizer, out)
@@ -84,6 +84,7 @@ def run_prune_llm(
         "mean_mask_error": mean("mask_error"),
         "mean_dense_layer_error": mean("dense_error") if dense_errors else None,
         "prune_seconds": seconds,
+        "prune_cpu_seconds": cpu_seconds,
         "peak_rss_mb": peak_rss_mb(),
         "device": device_name(device),
         "peak_device_mb": peak_device,
