@@ -36,7 +36,15 @@ import dimod
 import numpy as np
 import torch
 
-__all__ = ["Annealer", "GPUAnnealSampler", "Problem", "as_problem", "default_beta_range"]
+__all__ = [
+    "Annealer",
+    "GPUAnnealSampler",
+    "Layout",
+    "Problem",
+    "as_problem",
+    "beta_ranges",
+    "layout",
+]
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
 
@@ -45,52 +53,64 @@ Cardinality = Sequence[tuple[Sequence[Any], int]]
 _REFRESH_EVERY = 8
 
 
-def default_beta_range(
-    Q: np.ndarray, groups: Sequence[tuple[np.ndarray, int]] = (), probes: int = 4
-) -> tuple[float, float]:
-    """Hot and cold inverse temperatures from the energy changes of the moves themselves.
+def beta_ranges(annealer: Annealer, probe: torch.Generator) -> torch.Tensor:
+    """``(B, 2)`` hot and cold inverse temperatures from the sizes of the moves themselves.
 
-    At ``probes`` random feasible states, the changes of random moves (a swap inside a group,
-    a flip of a free variable) are measured. Hot: the median change is accepted with
-    probability 1/2, so the first sweeps mix. Cold: the 1%-smallest change is accepted with
-    probability 1/100, so the last sweeps only descend. (neal's rule, from the largest and
-    smallest biases, spans ten decades on dense Gram blocks and spends most sweeps frozen.)
+    Every replica starts at a random feasible state and draws one sweep of proposals (swaps
+    inside a group, flips of free variables); their energy changes, measured but not applied,
+    set the range of each block. Hot: the median change is accepted with probability 1/2, so
+    the first sweeps mix. Cold: the 1%-smallest change is accepted with probability 1/100, so
+    the last sweeps only descend. (neal's rule, from the largest and smallest biases, spans ten
+    decades on dense Gram blocks and spends most sweeps frozen.) The annealer is left at those
+    random states; start it again before annealing.
     """
-    n = len(Q)
-    rng = np.random.default_rng(0)
-    grouped = np.zeros(n, dtype=bool)
-    for g, _ in groups:
-        grouped[g] = True
-    free = np.flatnonzero(~grouped)
-    changes = []
-    for _ in range(probes if n else 0):
-        x = rng.integers(0, 2, size=n).astype(float)
-        for g, k in groups:
-            x[g] = 0.0
-            x[rng.choice(g, size=k, replace=False)] = 1.0
-        field = 2.0 * Q @ x
-        for g, _ in groups:
-            ones, zeros = g[x[g] == 1], g[x[g] == 0]
-            if len(ones) and len(zeros):
-                i, j = rng.choice(ones, 256), rng.choice(zeros, 256)
-                changes.append(field[j] - field[i] + Q[i, i] + Q[j, j] - 2.0 * Q[i, j])
-        if len(free):
-            changes.append(
-                (1.0 - 2.0 * x[free])
-                * (field[free] - 2.0 * Q[free, free] * x[free] + Q[free, free])
-            )
-    sizes = np.abs(np.concatenate(changes)) if changes else np.zeros(0)
-    sizes = sizes[sizes > 0]
-    if not len(sizes):
-        return 0.1, 1.0  # no signal: every state has the same energy
-    hot = math.log(2) / float(np.median(sizes))
-    cold = math.log(100) / float(np.quantile(sizes, 0.01))
-    return hot, max(hot, cold)
+    B, device = annealer.B, annealer.device
+    out = torch.tensor([0.1, 1.0], dtype=torch.float64, device=device).repeat(B, 1)
+    if annealer.n == 0:
+        return out  # no signal: every state has the same energy
+    gen = annealer.gen
+    annealer.gen = probe
+    try:
+        annealer.start(*_random_start(annealer))
+        ab, _, _ = annealer.proposals(torch.ones(B, dtype=annealer.dtype, device=device))
+    finally:
+        annealer.gen = gen
+    sizes = torch.stack([annealer.delta(ab[t])[1] for t in range(annealer.n)], dim=1)
+    sizes = sizes.reshape(B, -1).abs().to(torch.float64)
+    moving = sizes > 1e-12 * sizes.amax(dim=1, keepdim=True)  # beyond float noise
+    nonzero = moving.sum(dim=1)
+    ordered = torch.where(moving, sizes, math.inf).sort(dim=1).values
+    signal = nonzero > 0
+    last = (nonzero - 1).clamp_min(0)
+    median = ordered.gather(1, (last // 2)[:, None])[:, 0]
+    low = ordered.gather(1, (last // 100)[:, None])[:, 0]
+    hot = math.log(2) / median
+    cold = math.log(100) / low
+    out[signal, 0] = hot[signal]
+    out[signal, 1] = torch.maximum(hot, cold)[signal]
+    return out
+
+
+def _random_start(annealer: Annealer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial states that ask :meth:`Annealer.start` for random feasible states everywhere."""
+    X0 = torch.zeros(
+        (annealer.B, annealer.R, annealer.n1), dtype=torch.int8, device=annealer.device
+    )
+    return X0, torch.zeros((annealer.B, annealer.R), dtype=torch.bool, device=annealer.device)
+
+
+def schedule(ranges: torch.Tensor, num_sweeps: int, kind: str) -> torch.Tensor:
+    """``(B, num_sweeps)`` inverse temperatures from each block's hot to its cold end."""
+    t = torch.linspace(0.0, 1.0, num_sweeps, dtype=torch.float64, device=ranges.device)[None, :]
+    hot, cold = ranges[:, :1], ranges[:, 1:]
+    if kind == "geometric":
+        return torch.exp(torch.log(hot) + t * (torch.log(cold) - torch.log(hot)))
+    return hot + t * (cold - hot)
 
 
 @dataclass
-class Problem:
-    """One BQM in the form the annealer takes: binary ``Q`` plus a slot layout.
+class Layout:
+    """Where a problem's variables sit in the annealer's slots, given its groups.
 
     ``slot_var``: the variable each slot holds in the layout's reference order (ghost ``n``
     for padding and for free variables' partner slots); ``slot_unit``: the unit (group or free
@@ -100,12 +120,6 @@ class Problem:
     one per proposal weight unit.
     """
 
-    bqm: dimod.BinaryQuadraticModel
-    variables: list[Any]
-    Q: np.ndarray
-    offset: float
-    groups: list[tuple[np.ndarray, int]]
-    init: np.ndarray | None
     slot_var: np.ndarray
     slot_unit: np.ndarray
     slot_one: np.ndarray
@@ -114,45 +128,16 @@ class Problem:
     moves: np.ndarray
 
     @property
-    def n(self) -> int:
-        return len(self.variables)
-
-    @property
     def num_slots(self) -> int:
         return len(self.slot_var)
 
 
-def as_problem(
-    bqm: dimod.BinaryQuadraticModel, cardinality: Cardinality | None, initial_states: Any
-) -> Problem:
-    """Validate one BQM with its constraints and initial states and lay out its slots."""
-    variables = list(bqm.variables)
-    n = len(variables)
-    index = {v: i for i, v in enumerate(variables)}
-    lin, (row, col, quad), offset = bqm.binary.to_numpy_vectors(variable_order=variables)
-    Q = np.zeros((n, n))
-    Q[np.diag_indices(n)] = lin
-    Q[row, col] = quad / 2.0  # a BQM holds each pair once, off the diagonal
-    Q[col, row] = quad / 2.0
-
-    groups: list[tuple[np.ndarray, int]] = []
+def layout(n: int, groups: Sequence[tuple[np.ndarray, int]]) -> Layout:
+    """The slots of ``n`` variables with disjoint ``groups`` ``(positions, k)``; the rest free."""
     seen = np.zeros(n, dtype=bool)
-    for members, k in cardinality or ():
-        try:
-            g = np.array([index[v] for v in members], dtype=np.int64)
-        except KeyError as err:
-            raise ValueError(
-                f"cardinality names variable {err.args[0]!r}, not in the BQM"
-            ) from None
-        if len(np.unique(g)) != len(g) or seen[g].any():
-            raise ValueError("cardinality groups must be disjoint sets of variables")
-        if not 0 <= int(k) <= len(g):
-            raise ValueError(f"cardinality k={k} is impossible for a group of {len(g)} variables")
-        seen[g] = True
-        groups.append((g, int(k)))
-
     slot_var, slot_unit, slot_one, slot_src, slot_flip, moves = [], [], [], [], [], []
     for unit, (g, k) in enumerate(groups):
+        seen[g] = True
         start = len(slot_var)
         slot_var += g.tolist()
         slot_src += g.tolist()
@@ -169,17 +154,7 @@ def as_problem(
         slot_unit += [unit, unit]
         slot_one += [True, False]
         moves.append((start, 1, start + 1, 1))
-
-    init = (
-        None if initial_states is None else _initial_states(bqm, variables, groups, initial_states)
-    )
-    return Problem(
-        bqm=bqm,
-        variables=variables,
-        Q=Q,
-        offset=float(offset),
-        groups=groups,
-        init=init,
+    return Layout(
         slot_var=np.array(slot_var, dtype=np.int64),
         slot_unit=np.array(slot_unit, dtype=np.int64),
         slot_one=np.array(slot_one, dtype=bool),
@@ -187,6 +162,50 @@ def as_problem(
         slot_flip=np.array(slot_flip, dtype=bool),
         moves=np.array(moves, dtype=np.int64).reshape(-1, 4),
     )
+
+
+@dataclass
+class Problem:
+    """One BQM in the form the annealer takes: binary ``Q``, its groups and their slot layout."""
+
+    bqm: dimod.BinaryQuadraticModel
+    variables: list[Any]
+    Q: np.ndarray
+    offset: float
+    groups: list[tuple[np.ndarray, int]]
+    init: np.ndarray | None
+    layout: Layout
+
+    @property
+    def n(self) -> int:
+        return len(self.variables)
+
+
+def as_problem(
+    bqm: dimod.BinaryQuadraticModel, cardinality: Cardinality | None, initial_states: Any
+) -> Problem:
+    """Validate one BQM with its constraints and initial states and lay out its slots."""
+    variables = list(bqm.variables)
+    n = len(variables)
+    index = {v: i for i, v in enumerate(variables)}
+    lin, (row, col, quad), offset = bqm.binary.to_numpy_vectors(variable_order=variables)
+    Q = np.zeros((n, n))
+    Q[np.diag_indices(n)] = lin
+    Q[row, col] = quad / 2.0  # a BQM holds each pair once, off the diagonal
+    Q[col, row] = quad / 2.0
+
+    try:
+        groups = [
+            (np.array([index[v] for v in members], dtype=np.int64), int(k))
+            for members, k in cardinality or ()
+        ]
+    except KeyError as err:
+        raise ValueError(f"cardinality names variable {err.args[0]!r}, not in the BQM") from None
+    _check_groups(groups, n)
+    init = (
+        None if initial_states is None else _initial_states(bqm, variables, groups, initial_states)
+    )
+    return Problem(bqm, variables, Q, float(offset), groups, init, layout(n, groups))
 
 
 def _initial_states(
@@ -214,6 +233,19 @@ def _initial_states(
     return X
 
 
+def _check_groups(groups: Sequence[tuple[np.ndarray, int]], n: int) -> None:
+    """Refuse overlapping groups, positions outside ``0..n-1`` and impossible counts."""
+    seen = np.zeros(n, dtype=bool)
+    for g, k in groups:
+        if len(g) and (g.min() < 0 or g.max() >= n):
+            raise ValueError(f"cardinality group positions must lie in 0..{n - 1}")
+        if len(np.unique(g)) != len(g) or seen[g].any():
+            raise ValueError("cardinality groups must be disjoint sets of variables")
+        if not 0 <= k <= len(g):
+            raise ValueError(f"cardinality k={k} is impossible for a group of {len(g)} variables")
+        seen[g] = True
+
+
 def _feasible(X: np.ndarray, groups: list[tuple[np.ndarray, int]]) -> np.ndarray:
     ok = np.ones(len(X), dtype=bool)
     for g, k in groups:
@@ -233,41 +265,43 @@ class Annealer:
 
     def __init__(
         self,
-        problems: list[Problem],
+        Q: torch.Tensor,
+        layouts: Sequence[Layout],
         num_reads: int,
-        device: torch.device,
         dtype: torch.dtype,
         generator: torch.Generator,
     ) -> None:
-        B, R, n = len(problems), num_reads, problems[0].n
+        B, R, n = Q.shape[0], num_reads, Q.shape[1]
         n1 = n + 1
-        L = max(p.num_slots for p in problems) + 1  # the last slot: a ghost for no-op moves
+        L = max(lay.num_slots for lay in layouts) + 1  # the last slot: a ghost for no-op moves
+        device = Q.device
         self.B, self.R, self.n, self.n1, self.L = B, R, n, n1, L
         self.device, self.dtype, self.gen = device, dtype, generator
         self.dense_updates = device.type != "cpu"
 
         # 2Q for field updates and C_ij = Q_ii + Q_jj - 2 Q_ij for deltas, with a zero ghost
-        # row and column; built block by block in float64, stored in the annealing dtype.
+        # row and column; built in float64, stored in the annealing dtype.
+        Qd = Q.to(torch.float64)
+        d = torch.diagonal(Qd, dim1=1, dim2=2)
         self.Q2 = torch.zeros((B, n1, n1), dtype=dtype, device=device)
-        self.C = torch.zeros((B, n1, n1), dtype=dtype, device=device)
-        bound = np.zeros(B)
-        for b, p in enumerate(problems):
-            Qb = torch.as_tensor(p.Q, dtype=torch.float64)
-            d = torch.diagonal(Qb)
-            self.Q2[b, :n, :n] = 2.0 * Qb
-            self.C[b, :n, :n] = d[:, None] + d[None, :] - 2.0 * Qb
-            self.C[b, n, :n] = self.C[b, :n, n] = d
-            bound[b] = Qb.abs().sum(dim=1).max() if n else 0.0
+        self.Q2[:, :n, :n] = 2.0 * Qd
+        C = torch.zeros((B, n1, n1), dtype=dtype, device=device)
+        C[:, :n, :n] = (-2.0 * Qd).add_(d[:, :, None]).add_(d[:, None, :])
+        C[:, n, :n] = C[:, :n, n] = d
         self.Q2_rows = self.Q2.view(B * n1, n1)
-        self.C = self.C.view(B, n1 * n1)
+        self.C = C.view(B, n1 * n1)
         # Energies improve "really" only by more than float noise of the largest flip delta.
-        self.tol = torch.as_tensor(1e-6 * bound, dtype=dtype, device=device)[:, None]
+        bound = Qd.abs().sum(dim=2).amax(dim=1) if n else torch.zeros(B, device=device)
+        self.tol = (1e-6 * bound).to(dtype)[:, None]
+
+        # One layout shared by every problem (a layer's row blocks) is stored once, broadcast.
+        distinct = layouts[:1] if all(lay is layouts[0] for lay in layouts) else layouts
 
         def padded(field: str, fill: int) -> torch.Tensor:
-            out = np.full((B, L), fill, dtype=getattr(problems[0], field).dtype)
-            for b, p in enumerate(problems):
-                out[b, : p.num_slots] = getattr(p, field)
-            return torch.as_tensor(out, device=device)
+            out = np.full((len(distinct), L), fill, dtype=getattr(layouts[0], field).dtype)
+            for b, lay in enumerate(distinct):
+                out[b, : lay.num_slots] = getattr(lay, field)
+            return torch.as_tensor(out, device=device).expand(B, L)
 
         self.slot_var = padded("slot_var", n)
         self.slot_unit = padded("slot_unit", L)  # padding sorts after every real unit
@@ -276,14 +310,16 @@ class Annealer:
         self.slot_flip = padded("slot_flip", False)
 
         noop = np.array([[L - 1, 1, L - 1, 1]])
-        moves = [p.moves if len(p.moves) else noop for p in problems]
+        moves = [lay.moves if len(lay.moves) else noop for lay in distinct]
         P = max(len(m) for m in moves)
-        table = np.zeros((B, P, 4), dtype=np.int64)
+        table = np.zeros((len(moves), P, 4), dtype=np.int64)
         for b, m in enumerate(moves):
             table[b, : len(m)] = m
-        self.moves = torch.as_tensor(table.reshape(B * P, 4), device=device)
-        self.num_moves = torch.as_tensor([len(m) for m in moves], device=device)[None, :, None]
-        self.move_base = (torch.arange(B, device=device) * P)[None, :, None]
+        self.moves = torch.as_tensor(table.reshape(-1, 4), device=device)
+        counts = torch.as_tensor([len(m) for m in moves], device=device)
+        self.num_moves = counts.expand(B)[None, :, None]
+        base = torch.arange(len(moves), device=device) * P
+        self.move_base = base.expand(B)[None, :, None]
         self.row_base = torch.arange(B, device=device).repeat_interleave(R) * n1
         self.ghost = torch.full((B, R, 2), n, dtype=torch.long, device=device)
 
@@ -404,7 +440,8 @@ class GPUAnnealSampler(dimod.Sampler):
     sweep is ``n`` proposals per replica. Each read returns the best state its replica held
     at a sweep boundary, with its energy recomputed in float64.
 
-    ``device`` defaults to CUDA when available; ``dtype`` (default float32; a torch dtype or
+    ``device`` defaults to CUDA when available for BQMs, and to the tensors' own device for
+    :meth:`sample_tensors`; ``dtype`` (default float32; a torch dtype or
     its name, as ``--solver-option dtype=float64`` gives it) is the precision of the annealing
     arithmetic only. ``num_threads`` is torch's intra-op thread count while annealing on CPU
     (default 1): a step's tensors are small, so more threads only add synchronisation, which
@@ -431,6 +468,7 @@ class GPUAnnealSampler(dimod.Sampler):
         dtype: torch.dtype | str | None = None,
         num_threads: int | None = 1,
     ):
+        self.follow_tensors = device is None
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -479,8 +517,8 @@ class GPUAnnealSampler(dimod.Sampler):
                 array in ``bqm.variables`` order) or ``None``; they must be feasible.
             num_reads: replicas per BQM; default the most initial states given, else 16.
             num_sweeps: sweeps of ``n`` proposals each.
-            beta_range: ``(hot, cold)`` inverse temperatures; default per BQM from its biases
-                (:func:`default_beta_range`).
+            beta_range: ``(hot, cold)`` inverse temperatures; default per BQM from the sizes
+                of its moves (:func:`beta_ranges`).
             beta_schedule_type: ``"geometric"`` or ``"linear"`` from hot to cold.
             seed: seeds a ``torch.Generator``; runs on CPU are then reproducible.
             time_limit: seconds; annealing stops at the first sweep boundary past it.
@@ -509,39 +547,109 @@ class GPUAnnealSampler(dimod.Sampler):
                 f"BQM {short[0]} has fewer"
             )
 
-        generator = torch.Generator(device=self.device)
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
+        generator = self._generator(seed, self.device)
         deadline = None if time_limit is None else started + float(time_limit)
-
         out: list[dimod.SampleSet | None] = [None] * len(problems)
-        with self._threads():
+        with self._threads(self.device):
             for n in sorted({p.n for p in problems}):
                 group_start = time.perf_counter()
                 members = [i for i, p in enumerate(problems) if p.n == n]
                 batch = [problems[i] for i in members]
-                X, info = self._anneal(
-                    batch,
-                    num_reads,
+                Q = torch.as_tensor(np.stack([p.Q for p in batch]), device=self.device)
+                X0, given = _given_states(
+                    [p.init for p in batch], n, num_reads, initial_states_generator, self.device
+                )
+                X, ranges, info = self._anneal(
+                    Q,
+                    [p.layout for p in batch],
+                    X0,
+                    given,
                     num_sweeps,
                     beta_range,
                     beta_schedule_type,
-                    initial_states_generator,
                     generator,
                     deadline,
                     early_stop,
                 )
-                for i, p, Xb, meta in zip(members, batch, X, info):
+                X = X.cpu().numpy()
+                for j, (i, p) in enumerate(zip(members, batch)):
+                    meta = {"beta_range": tuple(ranges[j].tolist()), **info}
                     meta["time_s"] = time.perf_counter() - group_start  # this size group's
-                    out[i] = _sampleset(p, Xb, meta)
+                    out[i] = _sampleset(p, X[j], meta)
         return out
 
+    def sample_tensors(
+        self,
+        Q: torch.Tensor,
+        groups: Sequence[np.ndarray],
+        k: Sequence[int],
+        initial_states: torch.Tensor | None = None,
+        num_reads: int | None = None,
+        num_sweeps: int = 1000,
+        beta_range: tuple[float, float] | None = None,
+        beta_schedule_type: str = "geometric",
+        seed: int | None = None,
+        time_limit: float | None = None,
+        early_stop: int | None = None,
+        initial_states_generator: str = "random",
+    ) -> torch.Tensor:
+        """Anneal ``B`` blocks given as tensors; best states ``(B, num_reads, n)`` (bool).
+
+        ``Q`` (B, n, n): symmetric binary matrices; ``groups`` (positions) and ``k`` are
+        shared by every block; ``initial_states`` (B, m, n), feasible. The same annealing as
+        :meth:`sample_batch` on the blocks' BQMs (same seed: same states), without building
+        them: the layer-wise loop's path, which stays on the tensors' device.
+        """
+        started = time.perf_counter()
+        _check_params(
+            beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
+        )
+        n = Q.shape[1]
+        shared = list(zip((np.asarray(g, dtype=np.int64) for g in groups), (int(v) for v in k)))
+        _check_groups(shared, n)
+        inits: list[np.ndarray | None] = [None] * Q.shape[0]
+        if initial_states is not None:
+            X = initial_states.to("cpu", torch.int8).numpy()
+            if not _feasible(X.reshape(-1, n), shared).all():
+                raise ValueError("an initial state violates the cardinality constraints")
+            inits = list(X)
+        if num_reads is None:
+            num_reads = initial_states.shape[1] if initial_states is not None else 16
+            num_reads = max(num_reads, 1)
+        if initial_states_generator == "none" and (inits[0] is None or len(inits[0]) < num_reads):
+            raise ValueError(f"initial_states_generator='none' needs {num_reads} initial states")
+        device = Q.device if self.follow_tensors else self.device
+        generator = self._generator(seed, device)
+        deadline = None if time_limit is None else started + float(time_limit)
+        with self._threads(device):
+            X0, given = _given_states(inits, n, num_reads, initial_states_generator, device)
+            X, _, _ = self._anneal(
+                Q.to(device),
+                [layout(n, shared)] * Q.shape[0],
+                X0,
+                given,
+                num_sweeps,
+                beta_range,
+                beta_schedule_type,
+                generator,
+                deadline,
+                early_stop,
+            )
+        return X.to(Q.device, torch.bool)
+
+    @staticmethod
+    def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+        generator = torch.Generator(device=device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        return generator
+
     @contextmanager
-    def _threads(self) -> Iterator[None]:
+    def _threads(self, device: torch.device) -> Iterator[None]:
         """Run with ``num_threads`` intra-op threads on CPU, restoring torch's setting."""
-        if self.device.type != "cpu" or self.num_threads is None:
+        if device.type != "cpu" or self.num_threads is None:
             yield
             return
         previous = torch.get_num_threads()
@@ -553,41 +661,31 @@ class GPUAnnealSampler(dimod.Sampler):
 
     def _anneal(
         self,
-        problems: list[Problem],
-        num_reads: int,
+        Q: torch.Tensor,
+        layouts: Sequence[Layout],
+        X0: torch.Tensor,
+        given: torch.Tensor,
         num_sweeps: int,
         beta_range: tuple[float, float] | None,
-        schedule: str,
-        generator_mode: str,
+        kind: str,
         generator: torch.Generator,
         deadline: float | None,
         early_stop: int | None,
-    ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-        """Anneal equal-size problems together; best states (int8, per problem) and info."""
-        n, B, R = problems[0].n, len(problems), num_reads
-        ranges = [beta_range or default_beta_range(p.Q, p.groups) for p in problems]
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Anneal equal-size problems together: best states (B, R, n) int8, beta ranges, info."""
+        B, R, n = Q.shape[0], X0.shape[1], Q.shape[1]
         if n == 0:
-            return [np.zeros((R, 0), dtype=np.int8)] * B, [
-                {"beta_range": r, "num_sweeps": 0, "stopped": None} for r in ranges
-            ]
-        space = np.geomspace if schedule == "geometric" else np.linspace
-        betas = torch.as_tensor(
-            np.stack([space(hot, cold, num_sweeps) for hot, cold in ranges]),
-            dtype=self.dtype,
-            device=self.device,
-        )
-
-        X0 = torch.zeros((B, R, n + 1), dtype=torch.int8)
-        given = torch.zeros((B, R), dtype=torch.bool)
-        for b, p in enumerate(problems):
-            m = 0 if p.init is None else len(p.init)
-            if m:
-                rows = np.arange(R if generator_mode == "tile" else min(m, R)) % m
-                X0[b, : len(rows), :n] = torch.as_tensor(p.init[rows])
-                given[b, : len(rows)] = True
-
-        annealer = Annealer(problems, R, self.device, self.dtype, generator)
-        annealer.start(X0.to(self.device), given.to(self.device))
+            X = torch.zeros((B, R, 0), dtype=torch.int8, device=Q.device)
+            ranges = torch.tensor([beta_range or (0.1, 1.0)], dtype=torch.float64).repeat(B, 1)
+            return X, ranges.to(Q.device), {"num_sweeps": 0, "stopped": None}
+        annealer = Annealer(Q, layouts, R, self.dtype, generator)
+        if beta_range is None:
+            probe = self._generator(0, Q.device)  # the schedule does not depend on the seed
+            ranges = beta_ranges(annealer, probe)
+        else:
+            ranges = torch.tensor([beta_range], dtype=torch.float64, device=Q.device).repeat(B, 1)
+        betas = schedule(ranges, num_sweeps, kind).to(self.dtype)
+        annealer.start(X0, given)
         stopped, idle, done = None, 0, 0
         for s in range(num_sweeps):
             annealer.sweep(betas[:, s])
@@ -601,9 +699,24 @@ class GPUAnnealSampler(dimod.Sampler):
             if deadline is not None and time.perf_counter() >= deadline:
                 stopped = "time_limit"
                 break
-        X = annealer.states(annealer.best_perm)[:, :, :n].to(torch.int8).cpu().numpy()
-        info = [{"beta_range": r, "num_sweeps": done, "stopped": stopped} for r in ranges]
-        return list(X), info
+        X = annealer.states(annealer.best_perm)[:, :, :n].to(torch.int8)
+        return X, ranges, {"num_sweeps": done, "stopped": stopped}
+
+
+def _given_states(
+    inits: Sequence[np.ndarray | None], n: int, R: int, mode: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X0 (B, R, n + 1), given (B, R))``: the initial states each replica starts from."""
+    B = len(inits)
+    X0 = torch.zeros((B, R, n + 1), dtype=torch.int8)
+    given = torch.zeros((B, R), dtype=torch.bool)
+    for b, init in enumerate(inits):
+        m = 0 if init is None else len(init)
+        if m:
+            rows = np.arange(R if mode == "tile" else min(m, R)) % m
+            X0[b, : len(rows), :n] = torch.as_tensor(init[rows])
+            given[b, : len(rows)] = True
+    return X0.to(device), given.to(device)
 
 
 def _check_params(

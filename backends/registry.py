@@ -31,7 +31,10 @@ from qubo_prune.core.block import Block
 from qubo_prune.core.choices import close_matches
 
 if TYPE_CHECKING:
+    import torch
+
     from qubo_prune.backends.cost import CostEstimate, Prices
+    from qubo_prune.core.batch import BlockBatch
 
 __all__ = [
     "Backend",
@@ -418,6 +421,25 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             )
     if options.get(WARM_START) and not declared.initial_states:
         raise OptionError(f"solver {name!r} takes no initial state, so warm_start does not apply")
+
+    @property
+    def takes_tensors(self) -> bool:
+        """Whether a block batch goes to the sampler as tensors (``sample_tensors``), no BQMs:
+        only for a sampler that keeps the cardinality itself and needs no normalising."""
+        return (
+            self.capabilities.native_cardinality
+            and not self.spec.normalise
+            and callable(getattr(self.base_sampler, "sample_tensors", None))
+        )
+
+    def solve_batch(self, batch: BlockBatch) -> torch.Tensor:
+        """States ``(B, m, n)`` of a block batch from a sampler that takes tensors."""
+        self.check_size(batch.n)
+        params = {k: v for k, v in self.options.items() if k != WARM_START}
+        initial = batch.current[:, None, :] if self.options.get(WARM_START) else None
+        return self.base_sampler.sample_tensors(
+            batch.Q, batch.groups, batch.k, initial_states=initial, **params
+        )
 
 
 def get_backend(name: str, **options: Any) -> Backend:

@@ -48,15 +48,19 @@ def smollm2_row_blocks(sizes: list[int], rows: int, windows: int, out: Path) -> 
     pattern = parse_pattern("unstructured", 0.5)
     mask = pattern_mask(scores, pattern)
     rng = np.random.default_rng(0)
-    chosen = rng.choice(W0.shape[0], size=rows, replace=False)
+    chosen = torch.as_tensor(rng.choice(W0.shape[0], size=rows, replace=False))
+    generator = torch.Generator().manual_seed(0)
     for n in sizes:
         if n > W0.shape[1]:
             print(f"skip smollm2 n={n}: rows have {W0.shape[1]} weights")
             continue
-        idx, groups, k = select_row_blocks(scores[chosen], mask[chosen], pattern, n, rng, False)
-        blocks = build_blocks(
+        idx, groups, k = select_row_blocks(
+            scores[chosen], mask[chosen], pattern, n, generator, False
+        )
+        batch = build_blocks(
             W0, gram.G, mask, chosen, idx, groups, k, tensor="model.layers.0.mlp.down_proj.weight"
         )
+        blocks = batch.blocks()
         print(
             f"smollm2 n={n}: {len(blocks)} row blocks -> {save_blocks(blocks, out / f'smollm2-n{n}.npz')}"
         )

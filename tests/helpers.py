@@ -139,3 +139,14 @@ def raise_no_region():
     import botocore.exceptions
 
     raise botocore.exceptions.NoRegionError()
+
+
+def exact_refit(W0: torch.Tensor, mask: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """Per-row least squares ``w_S = G_SS^+ (G w0)_S`` in float64 (the reference refit)."""
+    W0, G = W0.double(), G.double()
+    out = torch.zeros_like(W0)
+    for r in range(W0.shape[0]):
+        S = torch.nonzero(~mask[r]).flatten()
+        b = (G @ W0[r])[S]
+        out[r, S] = torch.linalg.pinv(G[S][:, S], hermitian=True) @ b
+    return out

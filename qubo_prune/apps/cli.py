@@ -7,8 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubo_prune.backends.registry import BackendError, parse_options
+
+if TYPE_CHECKING:
+    from qubo_prune.pruners.methods import LayerwiseConfig
 
 __all__ = ["main"]
 
@@ -132,11 +136,25 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     _add_solver_args(p, "gpu-anneal")  # batched: one call solves every row of a layer
     p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
-    p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
+    p.add_argument("--rows-per-batch", type=int, default=4096, help="iCBS blocks per solver call")
     p.add_argument(
         "--refit",
         action="store_true",
         help="least-squares refit of the kept weights (icbs then searches masks for the refit error)",
+    )
+    p.add_argument(
+        "--refit-iterations",
+        type=int,
+        nargs=2,
+        default=(2, 6),
+        metavar=("PER_STEP", "FINAL"),
+        help="conjugate-gradient iterations of the refit before each iCBS step and at the end",
+    )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=["float32", "float64"],
+        help="precision of the layer-sized products (Grams and blocks are always float64)",
     )
     p.add_argument(
         "--start",
@@ -146,7 +164,9 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--device", default="cpu", help="where the model's forward passes run: cpu, cuda, cuda:1"
+        "--device",
+        default="cpu",
+        help="where each decoder layer runs and is pruned: cpu, cuda, cuda:1 (model stays on CPU)",
     )
     p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--calib-windows", type=int, default=32)
@@ -236,12 +256,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune_llm(args: argparse.Namespace) -> int:
-    from qubo_prune.apps.prune_llm import LLMJob, format_summary, run_prune_llm
-    from qubo_prune.llm.text import PYTHON_DOCS
+def layerwise_config(args: argparse.Namespace) -> LayerwiseConfig:
+    """The per-layer config ``prune-llm``'s options describe."""
     from qubo_prune.pruners.methods import LayerwiseConfig
 
-    config = LayerwiseConfig(
+    return LayerwiseConfig(
         method=args.method,
         sparsity=args.sparsity,
         pattern=args.pattern,
@@ -251,9 +270,18 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         rows_per_batch=args.rows_per_batch,
         refit=args.refit,
+        refit_iterations=tuple(args.refit_iterations),
         start=args.start,
+        precision=args.precision,
         seed=args.seed,
     )
+
+
+def cmd_prune_llm(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.prune_llm import LLMJob, format_summary, run_prune_llm
+    from qubo_prune.llm.text import PYTHON_DOCS
+
+    config = layerwise_config(args)
     job = LLMJob(
         model=args.model,
         calib_text=args.calib_text or PYTHON_DOCS / "tutorial",

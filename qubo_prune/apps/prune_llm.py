@@ -23,7 +23,15 @@ from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, evaluation_win
 from qubo_prune.pruners.methods import LayerwiseConfig
 from qubo_prune.pruners.validation import check_block_memory, check_finite_weights
 
-__all__ = ["LLMJob", "format_summary", "peak_rss_mb", "plan", "run_prune_llm"]
+__all__ = [
+    "LLMJob",
+    "device_name",
+    "format_summary",
+    "peak_device_mb",
+    "peak_rss_mb",
+    "plan",
+    "run_prune_llm",
+]
 
 
 def peak_rss_mb() -> float:
@@ -82,6 +90,18 @@ def plan(job: LLMJob, config: LayerwiseConfig, max_cost: float | None, dry_run: 
     return info, cost
 
 
+def peak_device_mb(device: torch.device) -> float | None:
+    """Peak memory torch allocated on a CUDA ``device`` so far (``None`` on the CPU)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu`` or the accelerator's name, for reports and benchmark tables."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def run_prune_llm(
     job: LLMJob,
     config: LayerwiseConfig,
@@ -92,8 +112,9 @@ def run_prune_llm(
 ) -> dict[str, Any]:
     """Prune, evaluate, save; returns (and writes to ``out/report.json``) the summary.
 
-    The model's forward passes (calibration and evaluation) run on ``job.device``; the pruning
-    math of each layer runs on the CPU in float64. A dry run prices and stops.
+    ``job.device`` is where everything runs: each decoder layer's forward passes and pruning
+    math while the model waits on the CPU (one layer on the device at a time), then the
+    evaluation. A dry run prices and stops.
     """
     info, cost = plan(job, config, max_cost, dry_run)
     if dry_run:
@@ -108,24 +129,31 @@ def run_prune_llm(
         if tokenizer is None:
             raise FileNotFoundError(f"model folder {str(info.path)!r} holds no tokenizer")
         check_finite_weights(model)
-        model.to(job.device)
+        device = torch.device(job.device)
         calib = calibration_windows(
             token_stream(tokenizer, job.calib_text), job.calib_windows, job.seqlen
         )
         evals = evaluation_windows(
             token_stream(tokenizer, job.eval_text), job.eval_windows, job.seqlen
         )
-        start = time.perf_counter()
-        reports = prune_causal_lm(model, calib, config, out, job.dense_errors, progress)
-        seconds = time.perf_counter() - start
-        ppl = perplexity(model, evals, progress)
+        start, cpu = time.perf_counter(), time.process_time()
+        reports = prune_causal_lm(
+            model, calib, config, out, job.dense_errors, progress, device=device
+        )
+        times = {
+            "prune_seconds": time.perf_counter() - start,
+            "prune_cpu_seconds": time.process_time() - cpu,
+            "device": device_name(device),
+            "peak_device_mb": peak_device_mb(device),
+        }
+        ppl = perplexity(model.to(device), evals, progress)
         save_pruned(model, tokenizer, out)
-        summary = _summary(job, config, reports, ppl, seconds, len(calib), len(evals))
+        summary = _summary(job, config, reports, ppl, times, len(calib), len(evals))
         (out / "report.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def _summary(job, config, reports, ppl, seconds, calib, evals) -> dict[str, Any]:
+def _summary(job, config, reports, ppl, times, calib, evals) -> dict[str, Any]:
     mean = lambda key: sum(getattr(r, key) for r in reports) / len(reports)  # noqa: E731
     return {
         "model": str(job.model),
@@ -134,7 +162,7 @@ def _summary(job, config, reports, ppl, seconds, calib, evals) -> dict[str, Any]
         "mean_layer_error": mean("error"),
         "mean_mask_error": mean("mask_error"),
         "mean_dense_layer_error": mean("dense_error") if job.dense_errors else None,
-        "prune_seconds": seconds,
+        **times,
         "peak_rss_mb": peak_rss_mb(),
         "calib_windows": calib,
         "eval_windows": evals,
@@ -159,5 +187,7 @@ def format_summary(s: dict[str, Any]) -> str:
         ("pruning time", f"{s['prune_seconds']:.1f} s"),
         ("peak memory (RSS)", f"{s['peak_rss_mb']:.0f} MB"),
     ]
+    if s.get("peak_device_mb") is not None:
+        rows.append((f"peak memory ({s['device']})", f"{s['peak_device_mb']:.0f} MB"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,20 +1,25 @@
-"""From a solver's sample set to a mask swap that never makes the block worse.
+"""From a solver's answer to a mask swap that never makes the block worse.
 
 Backends are not trusted: energies are recomputed in the objective's units, infeasible samples
 are repaired greedily toward the cardinalities (and counted), and the best candidate is
-accepted only if it beats the block's current mask, which is always feasible.
+accepted only if it beats the block's current mask, which is always feasible. :func:`decide`
+takes one block's sample set; :func:`decide_batch` takes the states of a whole
+:class:`~qubo_prune.core.batch.BlockBatch` as a tensor and makes the same decisions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import dimod
 import numpy as np
+import torch
 
+from qubo_prune.core.batch import BlockBatch
 from qubo_prune.core.block import Block
 
-__all__ = ["Decision", "decide", "repair"]
+__all__ = ["BatchDecision", "Decision", "decide", "decide_batch", "repair"]
 
 
 @dataclass(frozen=True)
@@ -117,4 +122,79 @@ def decide(block: Block, sampleset: dimod.SampleSet, max_repairs: int = 32) -> D
         accepted=bool(accepted),
         repaired=bool(best >= int(feasible.sum()) and len(repairs) > 0),
         feasible_fraction=float(feasible.mean()) if len(feasible) else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class BatchDecision:
+    """The decisions of a :class:`BlockBatch`, one entry per block, as tensors on its device."""
+
+    x: torch.Tensor
+    energy: torch.Tensor
+    current_energy: torch.Tensor
+    accepted: torch.Tensor
+    repaired: torch.Tensor
+
+    @property
+    def improvement(self) -> torch.Tensor:
+        """Objective decrease of each block (0 where rejected)."""
+        return torch.where(self.accepted, self.current_energy - self.energy, 0.0)
+
+    def swap(self, batch: BlockBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat coordinates ``(to_prune, to_restore)`` of every accepted block, equally many."""
+        moved = self.accepted[:, None]
+        to_prune = self.x & ~batch.current & moved
+        to_restore = ~self.x & batch.current & moved
+        return batch.coords[to_prune], batch.coords[to_restore]
+
+    @classmethod
+    def stack(cls, decisions: Sequence[Decision], device: torch.device) -> BatchDecision:
+        """Per-block decisions (from per-block backends) as one batch decision."""
+
+        def t(values: list, dtype: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(np.array(values), dtype=dtype, device=device)
+
+        return cls(
+            x=t([d.x for d in decisions], torch.bool),
+            energy=t([d.energy for d in decisions], torch.float64),
+            current_energy=t([d.current_energy for d in decisions], torch.float64),
+            accepted=t([d.accepted for d in decisions], torch.bool),
+            repaired=t([d.repaired for d in decisions], torch.bool),
+        )
+
+
+def decide_batch(batch: BlockBatch, X: torch.Tensor) -> BatchDecision:
+    """:func:`decide` for every block of ``batch`` at once; ``X`` (B, m, n): its states.
+
+    Energies are recomputed from ``batch.Q`` (float64 in the layer-wise loop). A block none of
+    whose states is feasible goes through :func:`decide` itself (its greedy repair), so the
+    decisions are :func:`decide`'s whatever a backend returns.
+    """
+    current_energy = batch.energy(batch.current[:, None, :])[:, 0]
+    x, energy = batch.current.clone(), current_energy.clone()
+    repaired = torch.zeros(len(batch), dtype=torch.bool, device=batch.device)
+    if X.shape[1]:
+        X = X.to(torch.bool)
+        feasible = batch.is_feasible(X)
+        E = torch.where(feasible, batch.energy(X), torch.inf)
+        best = torch.argmin(E, dim=1)  # the first of equal minima, as numpy's argmin
+        rows = torch.arange(len(batch), device=batch.device)
+        some = feasible.any(dim=1)
+        x = torch.where(some[:, None], X[rows, best], x)
+        energy = torch.where(some, E[rows, best], energy)
+        for b in torch.nonzero(~some).flatten().tolist():
+            block = batch.block(b)
+            samples = X[b].to("cpu", torch.int8).numpy()
+            answer = dimod.SampleSet.from_samples(samples, dimod.BINARY, np.zeros(len(samples)))
+            d = decide(block, answer)
+            x[b] = torch.as_tensor(d.x.astype(bool), device=batch.device)
+            energy[b] = d.candidate_energy
+            repaired[b] = d.repaired
+    accepted = (energy < current_energy) & (x != batch.current).any(dim=1)
+    return BatchDecision(
+        x=torch.where(accepted[:, None], x, batch.current),
+        energy=torch.where(accepted, energy, current_energy),
+        current_energy=current_energy,
+        accepted=accepted,
+        repaired=repaired,
     )

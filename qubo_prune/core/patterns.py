@@ -90,7 +90,7 @@ def check_mask(mask: torch.Tensor, pattern: Pattern) -> None:
         if not bool((per_group == pattern.pruned_per_group).all()):
             raise ValueError(f"mask breaks the {pattern} pattern")
         return
-    expected = pattern_mask(torch.zeros(rows, cols), pattern)
+    expected = pattern_mask(torch.zeros(rows, cols, device=mask.device), pattern)
     if pattern.kind == "row":
         if not torch.equal(mask.sum(dim=1), expected.sum(dim=1)):
             raise ValueError("mask does not prune the expected count in every row")

@@ -105,7 +105,7 @@ def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tenso
     sort does; quantised weights tie often, so this decides which magnitude mask is reproduced.
     """
     keep_total = kept_count(scores.numel(), density)
-    pruned = torch.zeros(scores.numel(), dtype=torch.bool)
+    pruned = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     if granularity == "tensor":
         order = torch.argsort(scores.reshape(-1), stable=True)
         pruned[order[: scores.numel() - keep_total]] = True
@@ -113,9 +113,12 @@ def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tenso
     if granularity != "row":
         raise ValueError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
     rows = scores.reshape(scores.shape[0], -1)
-    per_row = _share(keep_total, rows.shape[0], rows.shape[1])
+    per_row = _share(keep_total, rows.shape[0], rows.shape[1]).to(scores.device)
     order = torch.argsort(rows, dim=1, stable=True)
-    drop = torch.arange(rows.shape[1])[None, :] < (rows.shape[1] - per_row)[:, None]
+    drop = (
+        torch.arange(rows.shape[1], device=scores.device)[None, :]
+        < (rows.shape[1] - per_row)[:, None]
+    )
     mask = torch.zeros_like(rows, dtype=torch.bool)
     mask.scatter_(1, order, drop)
     return mask.view_as(scores)

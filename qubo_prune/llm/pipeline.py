@@ -7,6 +7,10 @@ the PRUNED layer's outputs become the next layer's inputs. Optionally a second, 
 gives each layer's error on the inputs the dense model would feed it (the error docs/anchors.md
 reports). After every decoder layer its weights and masks are saved, so an interrupted run
 resumes from the last finished layer. Embeddings and ``lm_head`` stay dense.
+
+Memory: the model stays where it is (the CPU for a big one); only the decoder layer being
+pruned, its calibration activations, its Grams and the pruning math go to ``device``, and the
+layer goes back afterwards. Weights keep their dtype (fp16, bf16) except inside the math.
 """
 
 from __future__ import annotations
@@ -66,11 +70,13 @@ def prune_causal_lm(
     dense_errors: bool = True,
     progress: bool = True,
     on_layer_done: Callable[[int], None] | None = None,
+    device: torch.device | str | None = None,
 ) -> list[LayerReport]:
     """Prune ``model`` in place; returns one report per linear. ``out`` enables resume.
 
-    ``calibration``: ``(windows, seqlen)`` token ids. Masks end up in ``model.pruning_masks``
-    (parameter name -> bool, True = pruned), in each parameter's own layout.
+    ``calibration``: ``(windows, seqlen)`` token ids. ``device``: where each decoder layer is
+    pruned (default: where the model is). Masks end up in ``model.pruning_masks`` (parameter
+    name -> bool on the CPU, True = pruned), in each parameter's own layout.
     """
     from tqdm.auto import tqdm
 
@@ -85,16 +91,20 @@ def prune_causal_lm(
     layers = decoder_layers(model)
     prefix = layer_prefix(model, layers)
     masks: dict[str, torch.Tensor] = {}
+    device = torch.device(device) if device is not None else next(model.parameters()).device
     pruned = first_inputs(model, calibration)
     if not all(bool(torch.isfinite(h).all()) for h in pruned.hidden):
         raise FloatingPointError(
             "the calibration activations entering decoder layer 0 hold NaN or inf; nothing was "
             "pruned"
         )
+    pruned = pruned.to(device)
     dense = pruned.copy() if dense_errors else None
     bar = tqdm(range(len(layers)), desc="decoder layers", disable=not progress)
     for i in bar:
         layer = layers[i]
+        home = next(layer.parameters()).device
+        layer.to(device)
         linears = linear_layers(layer)
         dense_grams = {}
         if dense is not None:
@@ -107,7 +117,7 @@ def prune_causal_lm(
             saved = load_layer(out, i)
             for name, m in linears.items():
                 m.weight.copy_(saved[f"{name}.weight"])
-                masks[f"{prefix}{i}.{name}.weight"] = saved[f"{name}.mask"]
+                masks[f"{prefix}{i}.{name}.weight"] = saved[f"{name}.mask"].cpu()
         else:
             dense_weights = {n: m.weight.detach().clone() for n, m in linears.items()}
             try:
@@ -115,6 +125,7 @@ def prune_causal_lm(
             except BaseException as err:  # the layer goes back to dense; finished ones stay
                 for n, m in linears.items():
                     m.weight.copy_(dense_weights[n])
+                layer.to(home)
                 if isinstance(err, BackendError):
                     raise BackendError(f"{err}; {_left(i, out)}") from None
                 raise
@@ -124,6 +135,7 @@ def prune_causal_lm(
                 save_layer(out, i, tensors)
                 save_progress(out, config, reports)
         pruned.hidden = pruned.run(layer)
+        layer.to(home)
         if on_layer_done and i not in finished:
             on_layer_done(i)
     model.pruning_masks = masks
@@ -162,14 +174,14 @@ def _prune_layer(
     for j, (name, m) in enumerate(linears.items()):
         bar.set_postfix_str(name)
         start = time.perf_counter()
-        W0 = weight_matrix(m).detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
+        W0 = weight_matrix(m).detach().clone(memory_format=torch.contiguous_format)
         acc = hooks.grams[name]
         res = prune_matrix(
             LayerInput(W0, acc, config.seed + 1000 * index + j, name), config, solver
         )
         check_mask(res.mask, config.guaranteed_pattern())
         weight_matrix(m).copy_(res.weights)
-        mask = res.mask.T.contiguous() if is_conv1d(m) else res.mask
+        mask = (res.mask.T.contiguous() if is_conv1d(m) else res.mask).cpu()
         tensors[f"{name}.weight"] = m.weight.detach().cpu().contiguous()
         tensors[f"{name}.mask"] = mask
         reports.append(

@@ -10,8 +10,10 @@ so ``E`` is the row's whole squared error after the step. With a refit the curre
 ``w`` differ from ``w0`` and a weight kept at ``x_i = 0`` takes a value ``v_i`` (its refit value,
 or a proposal for a pruned one): with ``D = diag(v_B)`` and the residual ``c`` (``w0 - w``
 outside the block, ``w0 - v`` inside) the same algebra gives ``E(x) = (c + D x)^T G (c + D x)``.
-Blocks are built for many rows at once as tensors. This module holds the objective only: the
-loop that solves the blocks is :mod:`qubo_prune.pruners.layerwise`.
+The blocks of many rows are built at once as a :class:`~qubo_prune.core.batch.BlockBatch`, in
+float64 on the Gram's device, from the residual ``R = (W0 - W) G`` the caller keeps. This
+module holds the objective only: the loop that solves the blocks is
+:mod:`qubo_prune.pruners.layerwise`, the refit :mod:`qubo_prune.objectives.refit`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qubo_prune.core.block import Block
+from qubo_prune.core.batch import BlockBatch
+from qubo_prune.objectives.refit import RefitState
 
-__all__ = [
-    "GramAccumulator",
-    "build_blocks",
-    "layer_error",
-    "refit_rows",
-    "row_errors",
-]
+__all__ = ["GramAccumulator", "build_blocks", "layer_error", "row_errors"]
 
 
 class GramAccumulator:
@@ -35,30 +32,67 @@ class GramAccumulator:
 
     Each window's product is computed in the inputs' precision, at least float32 (a few hundred
     terms; half precision would overflow), and accumulated over windows in float64, where tens
-    of thousands of terms would lose digits.
+    of thousands of terms would lose digits. Matrices derived from ``G`` (its copy in a lower
+    precision, SparseGPT's inverse Hessian) are computed once and shared by the linears fed
+    the same inputs, which share the accumulator.
     """
 
     def __init__(self, width: int, device: torch.device | str = "cpu"):
         self.G = torch.zeros(width, width, dtype=torch.float64, device=device)
         self.tokens = 0
+        self._derived: dict[tuple, torch.Tensor] = {}
 
     def add(self, inputs: torch.Tensor) -> None:
         U = inputs.detach().reshape(-1, self.G.shape[0])
         if U.element_size() < 4:
             U = U.float()
-        self.G += (U.T @ U).double()
+        self.G.add_((U.T @ U).to(self.G.device))  # float64 accumulation, no float64 copy
         self.tokens += U.shape[0]
+        self._derived.clear()
+
+    def to(self, device: torch.device | str) -> GramAccumulator:
+        """Move the Gram (and drop derived matrices) to ``device``; returns ``self``."""
+        self.G = self.G.to(device)
+        self._derived.clear()
+        return self
+
+    def gram(self, dtype: torch.dtype) -> torch.Tensor:
+        """``G`` in ``dtype`` (cached): the precision of the layer-sized products."""
+        if dtype == self.G.dtype:
+            return self.G
+        key = ("gram", dtype)
+        if key not in self._derived:
+            self._derived[key] = self.G.to(dtype)
+        return self._derived[key]
+
+    def inverse_hessian(self, dtype: torch.dtype, percdamp: float = 0.01) -> torch.Tensor:
+        """``(H + lam I)^-1`` of ``H = 2 G / tokens``, computed once per dtype (cached).
+
+        As SparseGPT (Frantar & Alistarh 2023) builds it: inputs never seen in calibration
+        (zero diagonal) get a unit diagonal so the factorisation exists, and ``lam`` is
+        ``percdamp`` of the mean diagonal.
+        """
+        key = ("inverse", dtype, float(percdamp))
+        if key not in self._derived:
+            if self.tokens < 1:
+                raise ValueError("the layer has no calibration inputs (tokens = 0)")
+            H = (2.0 / self.tokens) * self.G.to(dtype)
+            dead = H.diagonal() == 0
+            H[dead, dead] = 1.0
+            H.diagonal().add_(percdamp * H.diagonal().mean())
+            self._derived[key] = torch.cholesky_inverse(torch.linalg.cholesky(H))
+        return self._derived[key]
 
 
 def row_errors(W0: torch.Tensor, W: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-    """``||(w0_r - w_r) U||^2`` of every row."""
-    E = (W0 - W).double()
+    """``||(w0_r - w_r) U||^2`` of every row, in ``G``'s precision on its device."""
+    E = (W0.to(G.device) - W.to(G.device)).to(G.dtype)
     return ((E @ G) * E).sum(dim=1)
 
 
 def layer_error(W0: torch.Tensor, W: torch.Tensor, G: torch.Tensor) -> float:
     """Relative reconstruction error ``||W0 U - W U||^2 / ||W0 U||^2``."""
-    W0d = W0.double()
+    W0d = W0.to(G.device, G.dtype)
     dense = float(((W0d @ G) * W0d).sum())
     return float(row_errors(W0, W, G).sum()) / dense if dense > 0 else 0.0
 
@@ -67,87 +101,46 @@ def build_blocks(
     W0: torch.Tensor,
     G: torch.Tensor,
     mask: torch.Tensor,
-    rows: np.ndarray,
-    idx: np.ndarray,
+    rows: slice | torch.Tensor,
+    idx: torch.Tensor,
     groups: tuple[np.ndarray, ...],
     k: tuple[int, ...],
     tensor: str = "",
-    weights: torch.Tensor | None = None,
     values: torch.Tensor | None = None,
-) -> list[Block]:
-    """One Block per row of ``rows`` (``idx``: its columns), all built as batched tensors.
+    state: RefitState | None = None,
+) -> BlockBatch:
+    """The blocks of rows ``rows`` (``idx`` (R, b): each one's columns) as one batch.
 
-    ``weights``: the current weights (default ``W0`` with the pruned ones zeroed); ``values``:
-    what each block weight becomes when kept (default ``W0``; a refit passes its kept weights
-    and a proposal for the pruned ones). The energy is the row's squared output error against
-    ``W0`` after the step, so the current state's energy is the current error.
+    ``state``: the layer's current weights with their residual ``(W0 - W) G`` and row errors,
+    as the caller keeps them (default: ``W0`` with the pruned weights zeroed, computed here);
+    ``values``: what each block weight becomes when kept (default ``W0``; a refit passes its
+    kept weights and a proposal for the pruned ones). The energy is the row's squared output
+    error against ``W0`` after the step, so the current state's energy is the current error.
+    Only the blocks' columns are read from the layer-sized tensors. The blocks are float64 on
+    ``G``'s device whatever the precision of the inputs (whose rounding they carry).
     """
-    W0d = W0.double()[rows]
-    W = (W0 * ~mask if weights is None else weights).double()[rows]
-    V = (W0 if values is None else values).double()[rows]
-    E = W0d - W  # residual of every weight
-    GE = E @ G  # (G e)_j per row
-    I = torch.as_tensor(idx)
-    Gbb = G[I[:, :, None], I[:, None, :]]  # (R, b, b)
-    D = torch.gather(V, 1, I)
-    delta = D - torch.gather(W, 1, I)  # block residuals move from E_B to W0_B - V_B
-    g_out = torch.gather(GE, 1, I) - torch.einsum("rij,rj->ri", Gbb, delta)
-    Q = D[:, :, None] * Gbb * D[:, None, :]
+    dev, f64 = G.device, torch.float64
+    if not isinstance(rows, slice):
+        rows = torch.as_tensor(rows, device=dev)
+    I = torch.as_tensor(idx, device=dev)
+    if state is None:
+        E = (W0 * mask)[rows].to(dev)  # the pruned weights are the residual
+        state = RefitState((W0 * ~mask)[rows].to(dev), E.to(G.dtype) @ G, torch.zeros(0))
+        state.errors = (E.to(G.dtype) * state.residual).sum(dim=1)
+        W, R, errors = state.weights, state.residual, state.errors
+    else:
+        W, R, errors = state.weights[rows], state.residual[rows], state.errors[rows]
+    V = (W0 if values is None else values)[rows].to(dev)
+    Gbb = G[I[:, :, None], I[:, None, :]].to(f64)  # (R, b, b)
+    Gbb = (Gbb + Gbb.mT) / 2.0  # exactly symmetric (a product U^T U need not be to the bit)
+    D = torch.gather(V, 1, I).to(f64)
+    delta = D - torch.gather(W, 1, I).to(f64)  # block residuals move from E_B to W0_B - V_B
+    GE_B = torch.gather(R, 1, I).to(f64)  # (G e)_j at the block's columns
+    g_out = GE_B - torch.einsum("rij,rj->ri", Gbb, delta)
+    Q = Gbb * (D[:, :, None] * D[:, None, :])  # exactly symmetric, as Gbb is
     Q.diagonal(dim1=1, dim2=2).add_(2.0 * D * g_out)
-    const = (E * GE).sum(dim=1) - 2.0 * (delta * torch.gather(GE, 1, I)).sum(dim=1)
+    const = errors.to(f64) - 2.0 * (delta * GE_B).sum(dim=1)
     const += torch.einsum("ri,rij,rj->r", delta, Gbb, delta)
-    current = torch.gather(mask[rows], 1, I).numpy().astype(np.int8)
-    Qn, cn = Q.numpy(), const.numpy()
-    cols = W0.shape[1]
-    return [
-        Block(
-            Q=Qn[j],
-            constant=float(cn[j]),
-            current=current[j],
-            groups=groups,
-            k=k,
-            tensor=tensor,
-            coords=int(r) * cols + idx[j],
-        )
-        for j, r in enumerate(rows)
-    ]
-
-
-def refit_rows(
-    W0: torch.Tensor,
-    mask: torch.Tensor,
-    G: torch.Tensor,
-    damp: float = 0.01,
-    chunk: int = 16,
-    current: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Least-squares kept weights: per row ``w_S = (G_SS + lam I)^-1 (G w0)_S``, pruned stay 0.
-
-    ``lam = damp * mean(diag G)`` keeps the solve stable where calibration inputs are
-    (nearly) collinear; because it also shrinks the solution, a row whose refit error would
-    exceed that of ``current`` (default: ``W0`` masked) keeps ``current``. Rows with equal
-    kept counts are solved together, ``chunk`` at a time: each holds a ``kept x kept`` system
-    (benchmarks/refit_memory.py: on a 1536-wide layer 16 rows take a sixth of 64's memory).
-    """
-    W0d = W0.double()
-    Gd = G + damp * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
-    target = W0d @ G  # (G w0)_j per row
-    out = torch.zeros_like(W0d)
-    kept = (~mask).sum(dim=1)
-    order = torch.argsort(mask.to(torch.int8), dim=1, stable=True)  # kept columns first
-    for count in torch.unique(kept).tolist():
-        if count == 0:
-            continue
-        rows = torch.nonzero(kept == count).flatten()
-        for c in range(0, len(rows), chunk):
-            r = rows[c : c + chunk]
-            S = order[r, :count]
-            A = Gd[S[:, :, None], S[:, None, :]]
-            b = torch.gather(target[r], 1, S)
-            out[r[:, None], S] = torch.cholesky_solve(b[..., None], torch.linalg.cholesky(A))[
-                ..., 0
-            ]
-    base = W0d * ~mask if current is None else current.double()
-    worse = row_errors(W0d, out, G) > row_errors(W0d, base, G)
-    out[worse] = base[worse]
-    return out.to(W0.dtype)
+    current = torch.gather(mask[rows].to(dev), 1, I)
+    index = torch.arange(W0.shape[0], device=dev)[rows]
+    return BlockBatch(Q, const, current, groups, k, index[:, None] * W0.shape[1] + I, tensor)

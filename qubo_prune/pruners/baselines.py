@@ -1,13 +1,16 @@
 """The layer-wise baselines iCBS is compared with and starts from: magnitude, Wanda, SparseGPT.
 
-Each rule takes a layer's dense weight ``(out, in)``, its calibration Gram matrix and a pattern,
-and returns ``(weights, mask)`` (True = pruned) with exactly the pattern's counts.
+Each rule takes a layer's dense weight ``(out, in)``, its calibration Gram accumulator, a
+pattern and the precision of its products, and returns ``(weights, mask)`` (True = pruned) with
+exactly the pattern's counts, on the Gram's device.
 
-SparseGPT (Frantar & Alistarh 2023) is written from the paper's algorithm. Hessian ``H = 2/N X X^T`` of the layer-wise squared error, dampened by 1% of its mean diagonal;
-the upper Cholesky factor of ``H^-1`` gives, column by column, the optimal (OBS) update of the
+SparseGPT (Frantar & Alistarh 2023) is written from the paper's algorithm. Hessian
+``H = 2/N X X^T`` of the layer-wise squared error, dampened by 1% of its mean diagonal; the
+upper Cholesky factor of ``H^-1`` gives, column by column, the optimal (OBS) update of the
 not-yet-processed weights when one column's pruned weights are removed. Columns are processed in
 blocks of 128; the mask of each block is chosen adaptively from ``w^2 / [H^-1]_jj^2`` when the
-block is reached (unstructured), or per group of ``M`` columns (N:M).
+block is reached (unstructured), or per group of ``M`` columns (N:M). Like the reference code it
+runs in float32 by default; ``H^-1`` is the accumulator's, shared by linears fed the same inputs.
 """
 
 from __future__ import annotations
@@ -22,56 +25,52 @@ __all__ = ["BASELINES", "magnitude_layer", "sparsegpt", "sparsegpt_layer", "wand
 
 
 def magnitude_layer(
-    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern
+    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune the smallest ``|w|`` of every count of the pattern."""
+    W0 = W0.to(acc.G.device)
     mask = pattern_mask(score("magnitude", W0), pattern)
     return W0 * ~mask, mask
 
 
 def wanda_layer(
-    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern
+    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune the smallest ``|w| * ||X_col||`` (Wanda, Sun et al. 2023) of every count."""
+    W0 = W0.to(acc.G.device)
     mask = pattern_mask(score("wanda", W0, input_norm=gram_input_norms(acc.G)), pattern)
     return W0 * ~mask, mask
 
 
 def sparsegpt_layer(
-    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern
+    W0: torch.Tensor, acc: GramAccumulator, pattern: Pattern, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SparseGPT's mask and updated weights, in the dense weight's dtype."""
-    W, mask = sparsegpt(W0, acc.G, acc.tokens, pattern)
+    """SparseGPT's mask and updated weights (computed in ``dtype``), in the dense weight's dtype."""
+    if acc.tokens < 1:
+        raise ValueError("SparseGPT needs calibration inputs (tokens >= 1)")
+    W, mask = sparsegpt(W0.to(acc.G.device), acc.inverse_hessian(dtype), pattern)
     return W.to(W0.dtype), mask
 
 
 def sparsegpt(
     W: torch.Tensor,
-    G: torch.Tensor,
-    tokens: int,
+    inverse_hessian: torch.Tensor,
     pattern: Pattern,
     blocksize: int = 128,
-    percdamp: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(new weights, mask)`` for weight ``W`` (out x in) and Gram ``G = X X^T`` of ``tokens``.
+    """``(new weights, mask)`` for weight ``W`` (out x in) from the damped ``H^-1``.
 
-    Computed in float64. Inputs never seen in calibration (zero Hessian diagonal) get a unit
-    diagonal so the factorisation exists; their weights are left to the mask rule.
+    Computed in ``inverse_hessian``'s precision on its device (see
+    :meth:`~qubo_prune.objectives.reconstruction.GramAccumulator.inverse_hessian`).
     """
-    if tokens < 1:
-        raise ValueError("SparseGPT needs calibration inputs (tokens >= 1)")
-    W = W.detach().double().clone()
+    W = W.detach().to(inverse_hessian.device, inverse_hessian.dtype, copy=True)
     rows, cols = W.shape
     if pattern.kind == "nm" and cols % pattern.m:
         raise ValueError(
             f"{pattern} needs the input width ({cols}) to be a multiple of {pattern.m}"
         )
-    H = 2.0 / tokens * G.double().clone()
-    dead = H.diagonal() == 0
-    H[dead, dead] = 1.0
-    H.diagonal().add_(percdamp * H.diagonal().mean())
-    Hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
-    mask = torch.zeros(rows, cols, dtype=torch.bool)
+    Hinv = torch.linalg.cholesky(inverse_hessian, upper=True)
+    mask = torch.zeros(rows, cols, dtype=torch.bool, device=W.device)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
         W1 = W[:, i1:i2].clone()

@@ -2,8 +2,9 @@
 
 A :class:`Stream` holds the inputs entering the current block (decoder layer, encoder layer,
 ...) for every calibration batch and runs that block over them; :class:`GramHooks` accumulates
-``G = U U^T`` of each linear's inputs on the way. Only one block's activations are held at a
-time. Nothing here knows what kind of model it walks.
+``G = U U^T`` of each linear's inputs on the way, on the inputs' device, where the pruning math
+then runs. Only one block's activations are held at a time, on the device the blocks run on.
+Nothing here knows what kind of model it walks.
 """
 
 from __future__ import annotations
@@ -47,11 +48,9 @@ class GramHooks:
         self._window = []
 
     def remove(self) -> None:
-        """Detach the hooks and bring the Grams to the CPU, where the pruning math runs."""
+        """Detach the hooks (the Grams stay on their device)."""
         for h in self._handles:
             h.remove()
-        for acc in self.grams.values():
-            acc.G = acc.G.cpu()
 
 
 @dataclass
@@ -74,3 +73,21 @@ class Stream:
 
     def copy(self) -> Stream:
         return Stream(list(self.hidden), self.args, self.kwargs)
+
+    def to(self, device: torch.device | str) -> Stream:
+        """The same stream with every tensor (nested in tuples, lists, dicts) on ``device``."""
+        return Stream(
+            [h.to(device) for h in self.hidden],
+            _to(self.args, device),
+            _to(self.kwargs, device),
+        )
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value

@@ -1,9 +1,12 @@
 """iCBS on one linear layer (objective 2): every row gets a block per iteration, all solved at once.
 
-Blocks are built for many rows at a time (:func:`qubo_prune.objectives.reconstruction.build_blocks`),
-solved through the shared step (:func:`qubo_prune.core.step.step`, one batched call when the
-backend batches) and applied with :func:`qubo_prune.core.masks.apply_swap`, so every count of
-the pattern is kept and no row's error rises.
+The whole loop is a tensor program on the Gram's device: the blocks of many rows are built as
+one :class:`~qubo_prune.core.batch.BlockBatch`
+(:func:`qubo_prune.objectives.reconstruction.build_blocks`), solved through the shared step
+(:func:`qubo_prune.core.step.step_batch`: as tensors by a backend that takes them, block by
+block as BQMs by any other) and applied with :func:`qubo_prune.core.masks.apply_swap`, so every
+count of the pattern is kept and no row's error rises. The residual ``(W0 - W) G`` is kept
+across the loop: a swap changes it by a sparse product, the refit updates it as it goes.
 """
 
 from __future__ import annotations
@@ -13,14 +16,29 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from qubo_prune.core.batch import BlockBatch
+from qubo_prune.core.decode import BatchDecision
 from qubo_prune.core.masks import apply_swap
 from qubo_prune.core.patterns import Pattern
 from qubo_prune.core.scores import gram_input_norms, score
-from qubo_prune.core.step import BlockSolver, step
-from qubo_prune.objectives.reconstruction import build_blocks, refit_rows
+from qubo_prune.core.step import BlockSolver, step_batch
+from qubo_prune.objectives.reconstruction import GramAccumulator, build_blocks
+from qubo_prune.objectives.refit import RefitState, refit, residual
 from qubo_prune.pruners.selection import select_row_blocks
 
-__all__ = ["ICBSStats", "icbs_layer"]
+__all__ = ["ICBSStats", "RefitSchedule", "icbs_layer", "refit_layer"]
+
+
+@dataclass(frozen=True)
+class RefitSchedule:
+    """Conjugate-gradient iterations of the refit: before each iCBS iteration and at the end.
+
+    The search between refits lowers the error too, so a few iterations per round suffice;
+    the final refit converges further (measured in docs/benchmarks.md).
+    """
+
+    per_iteration: int = 2
+    final: int = 6
 
 
 @dataclass
@@ -35,103 +53,135 @@ class ICBSStats:
     per_iteration_gain: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _Layer:
-    """The state one iteration works on: mask, current weights, and what a kept weight becomes."""
-
-    W0: torch.Tensor
-    G: torch.Tensor
-    mask: torch.Tensor
-    weights: torch.Tensor
-    values: torch.Tensor
+def refit_layer(
+    W0: torch.Tensor,
+    mask: torch.Tensor,
+    acc: GramAccumulator,
+    start: torch.Tensor,
+    iterations: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The refit of ``mask`` warm-started from ``start`` (no row's error above ``start``'s)."""
+    G = acc.gram(dtype)
+    W0c = W0.to(G.device, dtype)
+    mask = mask.to(G.device)
+    state = residual(W0c, start.to(G.device, dtype) * ~mask, G)
+    state = refit(W0c, mask, G, state, iterations)
+    return state.weights.to(W0.dtype)
 
 
 def icbs_layer(
     W0: torch.Tensor,
-    G: torch.Tensor,
+    acc: GramAccumulator,
     mask: torch.Tensor,
     pattern: Pattern,
-    solver: BlockSolver,
+    solver: BlockSolver | None,
     *,
     block_size: int = 64,
     iterations: int = 4,
-    rows_per_batch: int = 512,
+    rows_per_batch: int = 4096,
     seed: int = 0,
     tensor: str = "",
-    refit: bool = False,
+    refit_schedule: RefitSchedule | None = None,
     start_weights: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, ICBSStats]:
     """``(weights, mask, stats)``: ``mask`` (True = pruned) improved; every count of the pattern
-    is kept. The weights are ``W0`` masked, or with ``refit`` the refit of the final mask.
+    is kept. The weights are ``W0`` masked, or with a ``refit_schedule`` the refit of the
+    final mask. Everything runs on ``acc.G``'s device; ``dtype`` is the precision of the
+    layer-sized products (residual, refit), the blocks are float64.
 
-    With ``refit`` the search scores masks by their error after the least-squares refit: each
+    With a refit the search scores masks by their error after the least-squares refit: each
     iteration starts from the refit weights, kept weights keep their refit values and a pruned
-    one is proposed at its best single-weight value ``(G e)_j / G_jj``. A step's QUBO energy
-    bounds the error after the next refit, which is kept per row only where it is lower, so
-    the refit error never rises either, nor rises above that of ``start_weights`` (the start
-    mask's own weights, e.g. SparseGPT's; default ``W0`` masked). Without ``refit`` only the
-    mask moves, so the search starts from ``W0`` masked whatever ``start_weights`` are.
+    one is proposed at its best single-weight value ``(G e)_j / G_jj``. Swaps and refits both
+    lower every row's error, so the error never rises above that of ``start_weights`` (the
+    start mask's own weights, e.g. SparseGPT's; default ``W0`` masked). Without a refit only
+    the mask moves, so the search starts from ``W0`` masked whatever ``start_weights`` are.
     """
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
-    rng = np.random.default_rng(seed)
-    W0 = W0.contiguous()
-    mask = mask.clone(memory_format=torch.contiguous_format)  # edited in place via view(-1)
-    layer = _Layer(W0, G, mask, W0 * ~mask, W0)
-    weights = start_weights
+    device = acc.G.device
+    W0c = W0.to(device, dtype).contiguous()
+    mask = mask.to(device).clone(memory_format=torch.contiguous_format)  # edited via view(-1)
+    start = W0c * ~mask if start_weights is None or refit_schedule is None else start_weights
+    Gc = acc.gram(dtype)
+    layer = _Layer(W0c, acc.G, Gc, mask, residual(W0c, start.to(device, dtype) * ~mask, Gc), W0c)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    norms = gram_input_norms(acc.G)
     stats = ICBSStats()
     for it in range(iterations):
-        if refit:
-            weights = refit_rows(W0, mask, G, current=weights).double().contiguous()
-            diag = G.diagonal().clamp(min=0)
-            proposal = ((W0.double() - weights) @ G) / torch.where(diag > 0, diag, 1.0)
-            layer.weights, layer.values = weights, torch.where(mask, proposal, weights)
-        scores = score("wanda", layer.values, input_norm=gram_input_norms(G))
-        idx, groups, k = select_row_blocks(scores, mask, pattern, block_size, rng, explore=it > 0)
+        if refit_schedule is not None:
+            layer.refit(refit_schedule.per_iteration)
+        scores = score("wanda", layer.values, input_norm=norms)
+        idx, groups, k = select_row_blocks(scores, mask, pattern, block_size, generator, it > 0)
         gain = 0.0
         if idx.shape[1] >= 2 and any(v > 0 for v in k):
-            gain = _iteration(layer, idx, groups, k, solver, rows_per_batch, tensor, stats)
+            for first in range(0, W0c.shape[0], rows_per_batch):
+                rows = slice(first, min(first + rows_per_batch, W0c.shape[0]))
+                batch = layer.blocks(rows, idx[rows], groups, k, tensor)
+                gain += layer.apply(batch, step_batch(batch, solver), rows, stats)
         stats.predicted_gain += gain
         stats.per_iteration_gain.append(gain)
-    if not refit:
-        return layer.weights, mask, stats
-    return refit_rows(W0, mask, G, current=weights), mask, stats
+    if refit_schedule is not None:
+        layer.refit(refit_schedule.final)
+    return layer.state.weights.to(W0.dtype), mask, stats
 
 
-def _iteration(
-    layer: _Layer,
-    idx: np.ndarray,
-    groups: tuple[np.ndarray, ...],
-    k: tuple[int, ...],
-    solver: BlockSolver,
-    rows_per_batch: int,
-    tensor: str,
-    stats: ICBSStats,
-) -> float:
-    """One block per row, solved ``rows_per_batch`` rows at a time; returns the predicted gain."""
-    gain = 0.0
-    flat_mask, flat_w, flat_v = (t.view(-1) for t in (layer.mask, layer.weights, layer.values))
-    for start in range(0, layer.W0.shape[0], rows_per_batch):
-        rows = np.arange(start, min(start + rows_per_batch, layer.W0.shape[0]))
-        blocks = build_blocks(
-            layer.W0,
-            layer.G,
-            layer.mask,
-            rows,
-            idx[rows],
-            groups,
-            k,
-            tensor,
-            layer.weights,
-            layer.values,
+@dataclass
+class _Layer:
+    """One layer's search state on its device: the dense weights, the Gram (float64 for the
+    blocks, ``Gc`` in the products' precision), the mask, the current weights with their
+    residual, and what each weight becomes when kept (``values``)."""
+
+    W0: torch.Tensor
+    G: torch.Tensor
+    Gc: torch.Tensor
+    mask: torch.Tensor
+    state: RefitState
+    values: torch.Tensor
+
+    def refit(self, iterations: int) -> None:
+        """Refit the kept weights; offer each pruned one at its best single-weight value."""
+        self.state = refit(self.W0, self.mask, self.Gc, self.state, iterations)
+        diag = self.Gc.diagonal()
+        proposal = self.state.residual / torch.where(diag > 0, diag, 1.0)
+        self.values = torch.where(self.mask, proposal, self.state.weights)
+
+    def blocks(
+        self,
+        rows: slice,
+        idx: torch.Tensor,
+        groups: tuple[np.ndarray, ...],
+        k: tuple[int, ...],
+        tensor: str,
+    ) -> BlockBatch:
+        return build_blocks(
+            self.W0, self.G, self.mask, rows, idx, groups, k, tensor, self.values, self.state
         )
-        for move in step(blocks, solver):
-            stats.blocks += 1
-            stats.repaired += int(move.decision.repaired)
-            if not move.decision.accepted:
-                continue
-            apply_swap(flat_mask, flat_w, flat_v, move.to_prune, move.to_restore)
-            stats.accepted += 1
-            stats.swapped_weights += 2 * len(move.to_prune)
-            gain += move.decision.improvement
-    return gain
+
+    def apply(
+        self, batch: BlockBatch, decision: BatchDecision, rows: slice, stats: ICBSStats
+    ) -> float:
+        """Apply a batch's accepted swaps (its rows: ``rows``); update the residual and errors
+        of those rows by one sparse product with ``G``; returns the predicted gain."""
+        to_prune, to_restore = decision.swap(batch)
+        stats.blocks += len(batch)
+        stats.repaired += int(decision.repaired.sum())
+        stats.accepted += int(decision.accepted.sum())
+        stats.swapped_weights += 2 * len(to_prune)
+        if not len(to_prune):
+            return 0.0
+        flat_w = self.state.weights.view(-1)
+        coords = torch.cat([to_prune, to_restore])
+        before = flat_w[coords].clone()
+        apply_swap(self.mask.view(-1), flat_w, self.values.reshape(-1), to_prune, to_restore)
+        cols = self.W0.shape[1]
+        local = torch.stack([coords // cols - rows.start, coords % cols])
+        change = torch.sparse_coo_tensor(
+            local, flat_w[coords] - before, (rows.stop - rows.start, cols), check_invariants=False
+        )
+        residual_rows = self.state.residual[rows]
+        residual_rows -= torch.sparse.mm(change, self.Gc)  # the residual moves by -change G
+        E = self.W0[rows] - self.state.weights[rows]
+        self.state.errors[rows] = (E * residual_rows).sum(dim=1)
+        return float(decision.improvement.sum())

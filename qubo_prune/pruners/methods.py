@@ -16,12 +16,13 @@ import torch
 from qubo_prune.core.choices import check_choice
 from qubo_prune.core.patterns import Pattern, parse_pattern
 from qubo_prune.core.step import BlockSolver
-from qubo_prune.objectives.reconstruction import GramAccumulator, refit_rows
+from qubo_prune.objectives.reconstruction import GramAccumulator
 from qubo_prune.pruners.baselines import BASELINES
-from qubo_prune.pruners.layerwise import icbs_layer
+from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
 
 __all__ = [
     "LAYER_METHODS",
+    "PRECISIONS",
     "STARTS",
     "LayerInput",
     "LayerwiseConfig",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 STARTS = ("wanda", "sparsegpt")  # the masks iCBS can start from
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,27 @@ class LayerwiseConfig:
     solver_options: dict[str, Any] = field(default_factory=dict)
     block_size: int = 64
     iterations: int = 4
-    rows_per_batch: int = 512
+    rows_per_batch: int = 4096
     refit: bool = False
+    refit_iterations: tuple[int, int] = (2, 6)
     start: str = "wanda"
+    precision: str = "float32"
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, LAYER_METHODS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.start not in STARTS:
             raise ValueError(
                 f"unknown start mask {self.start!r}; choose one of {', '.join(STARTS)}"
             )
+        its = tuple(int(v) for v in self.refit_iterations)
+        if len(its) != 2 or min(its) < 0:
+            raise ValueError(
+                "refit_iterations must be two counts >= 0 (per iCBS iteration, final), "
+                f"got {self.refit_iterations!r}"
+            )
+        object.__setattr__(self, "refit_iterations", its)
         object.__setattr__(self, "solver_options", dict(self.solver_options))
         for label, value, least in (
             ("--block-size", self.block_size, 2),
@@ -63,6 +75,14 @@ class LayerwiseConfig:
             if int(value) < least:
                 raise ValueError(f"{label} must be at least {least}, got {value}")
         self.parsed_pattern()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of the layer-sized products (the Gram and the blocks stay float64)."""
+        return PRECISIONS[self.precision]
+
+    def refit_schedule(self) -> RefitSchedule | None:
+        return RefitSchedule(*self.refit_iterations) if self.refit else None
 
     def parsed_pattern(self) -> Pattern:
         return parse_pattern(self.pattern, self.sparsity)
@@ -83,7 +103,8 @@ class LayerwiseConfig:
         return pattern
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as JSON stores it (lists, not tuples), for reports and resume checks."""
+        return asdict(self) | {"refit_iterations": list(self.refit_iterations)}
 
 
 @dataclass(frozen=True)
@@ -117,8 +138,12 @@ def _baseline(name: str) -> LayerMethod:
     def method(
         layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
     ) -> MatrixResult:
-        W, mask = rule(layer.W0, layer.acc, config.parsed_pattern())
-        final = refit_rows(layer.W0, mask, layer.acc.G, current=W) if config.refit else W
+        W, mask = rule(layer.W0, layer.acc, config.parsed_pattern(), config.dtype)
+        final = W
+        if config.refit:
+            final = refit_layer(
+                layer.W0, mask, layer.acc, W, config.refit_iterations[1], config.dtype
+            )
         return MatrixResult(W, final.to(layer.W0.dtype), mask)
 
     method.__doc__ = f"{name} mask (and least-squares refit with ``refit``)."
@@ -131,10 +156,10 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
         raise ValueError("the icbs layer method needs a solver")
     pattern = config.parsed_pattern()
     W0 = layer.W0
-    W, mask = BASELINES[config.start](W0, layer.acc, pattern)
+    W, mask = BASELINES[config.start](W0, layer.acc, pattern, config.dtype)
     final, mask, stats = icbs_layer(
         W0,
-        layer.acc.G,
+        layer.acc,
         mask,
         pattern,
         solver,
@@ -143,9 +168,11 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
         rows_per_batch=config.rows_per_batch,
         seed=layer.seed,
         tensor=layer.name,
-        refit=config.refit,
+        refit_schedule=config.refit_schedule(),
         start_weights=W,
+        dtype=config.dtype,
     )
+    W0 = W0.to(mask.device)
     return MatrixResult(W0 * ~mask, final.to(W0.dtype), mask, asdict(stats))
 
 

@@ -130,51 +130,53 @@ def select_row_blocks(
     mask: torch.Tensor,
     pattern: Pattern,
     block_size: int,
-    rng: np.random.Generator,
+    generator: torch.Generator,
     explore: bool,
-) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[int, ...]]:
+) -> tuple[torch.Tensor, tuple[np.ndarray, ...], tuple[int, ...]]:
     """Per row the most doubtful weights: highest-scoring pruned and lowest-scoring kept.
 
-    Returns ``(idx (rows, b), groups, k)``: column indices per row plus the cardinality groups
-    (block positions) shared by every row's block; ``k`` is the number pruned in each group.
-    ``explore`` draws the block at random among twice as many doubtful candidates, so later
-    iterations do not keep asking the same question.
+    Returns ``(idx (rows, b), groups, k)``: column indices per row (on the scores' device)
+    plus the cardinality groups (block positions) shared by every row's block; ``k`` is the
+    number pruned in each group. ``explore`` draws the block at random (``generator``, on the
+    scores' device) among twice as many doubtful candidates, so later iterations do not keep
+    asking the same question.
     """
-    s = scores.double().numpy()
-    p = mask.numpy()
-    rows, cols = s.shape
+    rows, cols = scores.shape
+    s = scores.to(torch.float64)
+    inf = torch.tensor(torch.inf, dtype=torch.float64, device=s.device)
     if pattern.kind == "nm":
         m = pattern.m
-        gs = s.reshape(rows, cols // m, m)
-        gp = p.reshape(rows, cols // m, m)
-        doubt = np.where(gp, gs, -np.inf).max(axis=2) - np.where(gp, np.inf, gs).min(axis=2)
-        chosen = _most(doubt, max(1, min(block_size // m, cols // m)), rng, explore)
-        idx = (chosen[:, :, None] * m + np.arange(m)).reshape(rows, -1)
+        gs, gp = s.view(rows, cols // m, m), mask.view(rows, cols // m, m)
+        doubt = torch.where(gp, gs, -inf).amax(dim=2) - torch.where(gp, inf, gs).amin(dim=2)
+        chosen = _most(doubt, max(1, min(block_size // m, cols // m)), generator, explore)
+        idx = (chosen[:, :, None] * m + torch.arange(m, device=s.device)).reshape(rows, -1)
         n_groups = chosen.shape[1]
         groups = tuple(np.arange(j * m, (j + 1) * m) for j in range(n_groups))
         return idx, groups, (pattern.pruned_per_group,) * n_groups
-    n_pruned = int(p.sum(axis=1).min())
-    n_kept = int((~p).sum(axis=1).min())
+    pruned_per_row = mask.sum(dim=1)
+    n_pruned = int(pruned_per_row.min())
+    n_kept = int((cols - pruned_per_row).min())
     k = min(block_size // 2, n_pruned)
     rest = min(block_size - k, n_kept)
-    pruned_idx = _most(np.where(p, s, -np.inf), k, rng, explore)  # highest-scoring pruned
-    kept_idx = _most(np.where(p, -np.inf, -s), rest, rng, explore)  # lowest-scoring kept
-    idx = np.sort(np.concatenate([pruned_idx, kept_idx], axis=1), axis=1)
+    pruned_idx = _most(torch.where(mask, s, -inf), k, generator, explore)  # highest pruned
+    kept_idx = _most(torch.where(mask, -inf, -s), rest, generator, explore)  # lowest kept
+    idx = torch.sort(torch.cat([pruned_idx, kept_idx], dim=1), dim=1).values
     return idx, (np.arange(idx.shape[1]),), (k,)
 
 
-def _most(key: np.ndarray, count: int, rng: np.random.Generator, explore: bool) -> np.ndarray:
+def _most(key: torch.Tensor, count: int, generator: torch.Generator, explore: bool) -> torch.Tensor:
     """Column indices of the ``count`` largest keys per row (random among the top ``2 count``).
 
     ``-inf`` marks columns that are not candidates; every row has at least ``count`` others, but
     a row (per-layer patterns) may have fewer than ``2 count``, so the draw takes those first.
     """
     if count <= 0:
-        return np.zeros((key.shape[0], 0), dtype=np.int64)
+        return torch.zeros((key.shape[0], 0), dtype=torch.long, device=key.device)
     pool = min(2 * count if explore else count, key.shape[1])
-    top = np.argsort(-key, axis=1, kind="stable")[:, :pool]
+    top = torch.topk(key, pool, dim=1).indices
     if pool > count:
-        priority = rng.random(top.shape) + np.isneginf(np.take_along_axis(key, top, axis=1))
-        pick = np.argsort(priority, axis=1)[:, :count]
-        top = np.take_along_axis(top, pick, axis=1)
+        noise = torch.rand(top.shape, generator=generator, device=key.device, dtype=key.dtype)
+        priority = noise + torch.isneginf(key.gather(1, top)).to(key.dtype)
+        pick = torch.argsort(priority, dim=1)[:, :count]
+        top = top.gather(1, pick)
     return top

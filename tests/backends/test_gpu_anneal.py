@@ -85,11 +85,11 @@ def test_incremental_swap_delta_matches_recomputed_energy(dense):
     # Variables 8..11 left free: their moves are single flips through the ghost slot.
     problem = as_problem(bqm, block.cardinality()[:2], None)
     gen = torch.Generator().manual_seed(0)
-    annealer = Annealer([problem, problem], 3, torch.device("cpu"), torch.float64, gen)
+    Q = torch.as_tensor(problem.Q)
+    annealer = Annealer(torch.stack([Q, Q]), [problem.layout] * 2, 3, torch.float64, gen)
     annealer.dense_updates = dense
     annealer.start(torch.zeros((2, 3, 13), dtype=torch.int8), torch.zeros((2, 3), dtype=bool))
     ab, ba, _ = annealer.proposals(torch.ones(2, dtype=torch.float64))
-    Q = torch.as_tensor(problem.Q)
     for t in range(len(ab)):
         x = annealer.states()[..., :12]
         before = torch.einsum("bri,ij,brj->br", x, Q, x)
@@ -108,7 +108,8 @@ def test_compact_and_dense_updates_give_the_same_run():
     runs = []
     for dense in (False, True):
         gen = torch.Generator().manual_seed(5)
-        annealer = Annealer([problem] * 3, 4, torch.device("cpu"), torch.float64, gen)
+        Q = torch.as_tensor(problem.Q).expand(3, -1, -1)
+        annealer = Annealer(Q, [problem.layout] * 3, 4, torch.float64, gen)
         annealer.dense_updates = dense
         annealer.start(torch.zeros((3, 4, 11), dtype=torch.int8), torch.zeros((3, 4), dtype=bool))
         for beta in (0.5, 1.0, 2.0):

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from qubo_prune.core.patterns import check_mask, parse_pattern
-from qubo_prune.objectives.reconstruction import GramAccumulator, refit_rows
-from qubo_prune.pruners.baselines import sparsegpt, wanda_layer
-from tests.helpers import layer_problem
+from qubo_prune.objectives.reconstruction import GramAccumulator
+from qubo_prune.pruners.baselines import sparsegpt, sparsegpt_layer, wanda_layer
+from tests.helpers import exact_refit, layer_problem
 
 
 def test_wanda_by_hand():
@@ -29,19 +29,23 @@ def test_sparsegpt_by_hand():
     H = 2.0 / 3 * acc.G
     H = H + 0.01 * H.diagonal().mean() * torch.eye(2, dtype=torch.float64)
     W = torch.tensor([[1.0, 5.0]], dtype=torch.float64)
-    new, mask = sparsegpt(W, acc.G, acc.tokens, parse_pattern("unstructured", 0.5))
+    new, mask = sparsegpt(W, acc.inverse_hessian(torch.float64), parse_pattern("unstructured", 0.5))
     assert mask.tolist() == [[True, False]]
     assert new[0, 0] == 0
     assert new[0, 1].item() == pytest.approx(5.0 + 1.0 * H[0, 1].item() / H[1, 1].item())
     # the update is the least-squares optimum of the kept weight on the damped Hessian
-    ls = refit_rows(W, mask, H * 1.5, damp=0.0)  # G and H differ by a factor only
+    ls = exact_refit(W, mask, H)
     assert ls[0, 1].item() == pytest.approx(new[0, 1].item())
+    # float32, as the reference code runs, gives the same answer to float32's precision
+    new32, mask32 = sparsegpt_layer(W.float(), acc, parse_pattern("unstructured", 0.5))
+    assert torch.equal(mask32, mask) and new32.dtype == torch.float32
+    assert new32[0, 1].item() == pytest.approx(new[0, 1].item(), rel=1e-6)
 
 
 def test_sparsegpt_nm_valid():
     W0, _, acc = layer_problem(rows=5, cols=16)
     for text in ("2:4", "4:8"):
         pattern = parse_pattern(text)
-        new, mask = sparsegpt(W0, acc.G, acc.tokens, pattern, blocksize=8)
+        new, mask = sparsegpt(W0, acc.inverse_hessian(torch.float64), pattern, blocksize=8)
         check_mask(mask, pattern)
         assert bool((new[mask] == 0).all())

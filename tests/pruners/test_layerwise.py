@@ -1,4 +1,4 @@
-"""iCBS on one layer: never worse, every count of the pattern kept."""
+"""iCBS on one layer: never worse, every count kept, the tensor and per-block paths alike."""
 
 import pytest
 import torch
@@ -6,8 +6,17 @@ import torch
 from qubo_prune.backends.registry import get_backend
 from qubo_prune.core.patterns import check_mask, parse_pattern, pattern_mask
 from qubo_prune.objectives.reconstruction import layer_error
-from qubo_prune.pruners.layerwise import icbs_layer
-from tests.helpers import layer_problem
+from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
+from tests.helpers import exact_refit, layer_problem
+
+F64 = torch.float64
+
+
+class PerBlock:
+    """A backend seen only through ``solve_many``: every block goes as its own BQM."""
+
+    def __init__(self, backend):
+        self.solve_many = backend.solve_many
 
 
 def test_icbs_layer_never_worse_and_keeps_nm_groups():
@@ -16,7 +25,9 @@ def test_icbs_layer_never_worse_and_keeps_nm_groups():
     for text in ("unstructured", "2:4", "4:8"):
         pattern = parse_pattern(text, 0.5)
         mask = pattern_mask(W0.abs(), pattern)
-        W, new, stats = icbs_layer(W0, acc.G, mask, pattern, backend, block_size=8, iterations=3)
+        W, new, stats = icbs_layer(
+            W0, acc, mask, pattern, backend, block_size=8, iterations=3, dtype=F64
+        )
         check_mask(new, pattern)
         assert torch.equal(W, W0 * ~new)
         before = layer_error(W0, W0 * ~mask, acc.G)
@@ -33,6 +44,78 @@ def test_icbs_layer_with_a_per_layer_pattern_keeps_each_rows_count():
     mask[0], mask[1] = torch.arange(16) < 3, torch.arange(16) >= 3  # 3 and 13 pruned
     backend = get_backend("exact")
     _, new, stats = icbs_layer(
-        W0, acc.G, mask, parse_pattern("layer", 0.5), backend, block_size=8, iterations=4
+        W0, acc, mask, parse_pattern("layer", 0.5), backend, block_size=8, iterations=4
     )
     assert torch.equal(new.sum(dim=1), mask.sum(dim=1)) and stats.accepted > 0
+
+
+@pytest.mark.parametrize("pattern", ["unstructured", "2:4"])
+@pytest.mark.parametrize("refit", [False, True])
+def test_tensor_path_and_per_block_path_give_the_same_masks(pattern, refit):
+    W0, _, acc = layer_problem(rows=24, cols=32, seed=2)
+    p = parse_pattern(pattern, 0.5)
+    mask = pattern_mask(W0.abs(), p)
+    backend = get_backend("gpu-anneal", num_reads=4, num_sweeps=20, seed=3)
+    assert backend.takes_tensors
+    schedule = RefitSchedule(2, 4) if refit else None
+    runs = [
+        icbs_layer(
+            W0,
+            acc,
+            mask,
+            p,
+            solver,
+            block_size=8,
+            iterations=2,
+            rows_per_batch=10,
+            refit_schedule=schedule,
+            dtype=F64,
+        )  # fmt: skip
+        for solver in (backend, PerBlock(backend))
+    ]
+    (W_t, mask_t, stats_t), (W_b, mask_b, stats_b) = runs
+    assert torch.equal(mask_t, mask_b) and not torch.equal(mask_t, mask)
+    torch.testing.assert_close(W_t, W_b)
+    assert stats_t.accepted == stats_b.accepted > 0
+    assert stats_t.predicted_gain == pytest.approx(stats_b.predicted_gain, rel=1e-9)
+
+
+def test_float32_and_float64_layers_agree():
+    W0, _, acc = layer_problem(rows=16, cols=32, seed=4)
+    p = parse_pattern("unstructured", 0.5)
+    mask = pattern_mask(W0.abs(), p)
+    backend = get_backend("exact")
+    out = {
+        dtype: icbs_layer(
+            W0,
+            acc,
+            mask,
+            p,
+            backend,
+            block_size=8,
+            iterations=2,
+            refit_schedule=RefitSchedule(2, 8),
+            dtype=dtype,
+        )  # fmt: skip
+        for dtype in (torch.float32, F64)
+    }
+    assert torch.equal(out[torch.float32][1], out[F64][1])
+    e32, e64 = (layer_error(W0, out[d][0], acc.G) for d in out)
+    assert e32 == pytest.approx(e64, rel=1e-4)
+
+
+def test_refit_search_ends_below_its_start_and_near_the_exact_refit():
+    W0, _, acc = layer_problem(rows=12, cols=24, seed=6)
+    p = parse_pattern("2:4", 0.5)
+    mask = pattern_mask(W0.abs(), p)
+    start = W0 * ~mask
+    W, new, stats = icbs_layer(
+        W0, acc, mask, p, get_backend("exact"), block_size=8, iterations=2,
+        refit_schedule=RefitSchedule(1, 24), start_weights=start, dtype=F64,
+    )  # fmt: skip
+    check_mask(new, p)
+    assert bool((W[new] == 0).all()) and stats.accepted > 0
+    exact = exact_refit(W0, new, acc.G)
+    assert layer_error(W0, W, acc.G) == pytest.approx(layer_error(W0, exact, acc.G), rel=1e-6)
+    refit_start = refit_layer(W0, mask, acc, start, 24, F64)
+    assert layer_error(W0, W, acc.G) < layer_error(W0, refit_start, acc.G)
