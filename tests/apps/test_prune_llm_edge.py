@@ -53,7 +53,7 @@ def refused(argv, capsys) -> str:
         (["--rows-per-batch", "0"], "--rows-per-batch must be at least 1"),
         (["--iterations", "0"], "--iterations must be at least 1"),
         (["--seqlen", "100"], r"--seqlen 100 is beyond the model's context \(64\)"),
-        (["--solver-opt", "num_reads=abc"], "num_reads='abc' .a str. of solver 'neal'"),
+        (["--solver-opt", "num_reads=abc"], "num_reads='abc' .a str. of solver 'gpu-anneal'"),
         (["--solver", "leap-hybrid"], "this solver is billed: estimated .* for 2048 block solves"),
         (["--calib-text", "/nonexistent/text"], "text source '/nonexistent/text' does not exist"),
     ],
