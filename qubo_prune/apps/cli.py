@@ -1,4 +1,5 @@
-"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM."""
+"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM or a
+vision model."""
 
 from __future__ import annotations
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", type=Path, default=Path("runs/compare"))
     _add_max_cost(cmp_)
     _add_prune_llm_parser(sub)
+    _add_prune_vision_parser(sub)
     return parser
 
 
@@ -150,6 +152,58 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-text", type=Path, default=None, help="file or folder (default: library/)"
     )
+    p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_prune_vision_parser(sub: argparse._SubParsersAction) -> None:
+    from qubo_prune.apps.prune_vision import OBJECTIVES
+    from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
+
+    p = sub.add_parser(
+        "prune-vision", help="prune a DeiT / ViT image classifier; top-1 accuracy + checkpoint"
+    )
+    p.add_argument(
+        "--model", default="deit-fmnist", help="'deit-fmnist' or a local DeiT / ViT folder"
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="dataset folder with train/ and val/ (ImageFolder layout); "
+        "default: Fashion-MNIST for deit-fmnist",
+    )
+    p.add_argument("--sparsity", type=float, default=0.5)
+    p.add_argument(
+        "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
+    )
+    p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
+    p.add_argument(
+        "--objective",
+        default="layer",
+        choices=list(OBJECTIVES),
+        help="layer: each layer's output error (any method); loss: iCBS on the model's "
+        "classification loss (the paper's objective)",
+    )
+    _add_solver_args(p)
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="iCBS weights per block (default: 64 per row for layer, 1024 for loss)",
+    )
+    p.add_argument(
+        "--iterations", type=int, default=4, help="layer objective: iCBS steps per layer"
+    )
+    p.add_argument("--epochs", type=int, default=10, help="loss objective: 3 block steps each")
+    p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
+    p.add_argument("--refit", action="store_true", help="least-squares refit of the kept weights")
+    p.add_argument("--start", default="wanda", choices=list(STARTS), help="iCBS start mask")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calib-images", type=int, default=1024)
+    p.add_argument("--eval-images", type=int, default=0, help="0: the whole evaluation split")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
     p.add_argument("--no-progress", action="store_true")
 
@@ -253,6 +307,43 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_vision(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.prune_vision import VisionJob, format_vision_summary, run_prune_vision
+    from qubo_prune.pruners.methods import LayerwiseConfig
+
+    if args.dry_run:
+        raise ValueError("prune-vision has no dry run; a paid solver needs --max-cost")
+    loss = args.objective == "loss"
+    config = LayerwiseConfig(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        solver=args.solver,
+        solver_options=parse_options(args.solver_opt),
+        block_size=args.block_size or 64,
+        iterations=args.iterations,
+        rows_per_batch=args.rows_per_batch,
+        refit=args.refit,
+        start=args.start,
+        seed=args.seed,
+    )
+    job = VisionJob(
+        model=args.model,
+        images=args.images,
+        objective=args.objective,
+        calib_images=args.calib_images,
+        eval_images=args.eval_images,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        block_size=args.block_size or (1024 if loss else 64),
+        dense_errors=not args.no_dense_errors,
+        progress=not args.no_progress,
+        max_cost=args.max_cost,
+    )
+    print(format_vision_summary(run_prune_vision(job, config, args.out)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     args = build_parser().parse_args(argv)
@@ -263,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "prune-llm":
             return cmd_prune_llm(args)
+        if args.command == "prune-vision":
+            return cmd_prune_vision(args)
         return cmd_compare(args)
     except (BackendError, ValueError, FloatingPointError, FileNotFoundError) as err:
         print(f"qubo-prune {args.command}: error: {err}", file=sys.stderr)

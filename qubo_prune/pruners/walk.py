@@ -87,6 +87,14 @@ class Walk:
     def weight_name(self, index: int, layer: str) -> str:
         return f"{self.prefix}{index}.{layer}.weight" if layer else f"{self.prefix}{index}.weight"
 
+    def weight_names(self) -> list[str]:
+        """Every weight the walk prunes, by parameter name, in order."""
+        return [
+            self.weight_name(i, name)
+            for i, block in enumerate(self.blocks)
+            for name in self.layers(i, block)
+        ]
+
 
 @torch.no_grad()
 def prune_blocks(
