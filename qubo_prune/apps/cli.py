@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qubo_prune.backends.registry import BackendError, parse_options
+
+if TYPE_CHECKING:
+    from qubo_prune.pruners.methods import LayerwiseConfig
 
 __all__ = ["main"]
 
@@ -111,20 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
+    """The options of :class:`~qubo_prune.pruners.methods.LayerwiseConfig` but the block size."""
     from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
 
-    p = sub.add_parser(
-        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
-    )
-    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument(
         "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
     )
     p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
     _add_solver_args(p)
-    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
     p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
     p.add_argument(
@@ -136,9 +136,36 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
         "--start",
         default="wanda",
         choices=list(STARTS),
-        help="the mask iCBS starts from (sparsegpt: per-layer counts when unstructured)",
+        help="the mask iCBS starts from (sparsegpt, admm: per-layer counts when unstructured)",
     )
     p.add_argument("--seed", type=int, default=0)
+
+
+def _layerwise_config(args: argparse.Namespace, block_size: int) -> LayerwiseConfig:
+    from qubo_prune.pruners.methods import LayerwiseConfig
+
+    return LayerwiseConfig(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        solver=args.solver,
+        solver_options=parse_options(args.solver_opt),
+        block_size=block_size,
+        iterations=args.iterations,
+        rows_per_batch=args.rows_per_batch,
+        refit=args.refit,
+        start=args.start,
+        seed=args.seed,
+    )
+
+
+def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
+    )
+    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
+    _add_layerwise_args(p)
+    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument(
         "--device", default="cpu", help="where the model's forward passes run: cpu, cuda, cuda:1"
     )
@@ -158,7 +185,6 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_prune_vision_parser(sub: argparse._SubParsersAction) -> None:
     from qubo_prune.apps.prune_vision import OBJECTIVES
-    from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
 
     p = sub.add_parser(
         "prune-vision", help="prune a DeiT / ViT image classifier; top-1 accuracy + checkpoint"
@@ -173,11 +199,7 @@ def _add_prune_vision_parser(sub: argparse._SubParsersAction) -> None:
         help="dataset folder with train/ and val/ (ImageFolder layout); "
         "default: Fashion-MNIST for deit-fmnist",
     )
-    p.add_argument("--sparsity", type=float, default=0.5)
-    p.add_argument(
-        "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
-    )
-    p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
+    _add_layerwise_args(p)
     p.add_argument(
         "--objective",
         default="layer",
@@ -185,21 +207,13 @@ def _add_prune_vision_parser(sub: argparse._SubParsersAction) -> None:
         help="layer: each layer's output error (any method); loss: iCBS on the model's "
         "classification loss (the paper's objective)",
     )
-    _add_solver_args(p)
     p.add_argument(
         "--block-size",
         type=int,
         default=None,
         help="iCBS weights per block (default: 64 per row for layer, 1024 for loss)",
     )
-    p.add_argument(
-        "--iterations", type=int, default=4, help="layer objective: iCBS steps per layer"
-    )
     p.add_argument("--epochs", type=int, default=10, help="loss objective: 3 block steps each")
-    p.add_argument("--rows-per-batch", type=int, default=512, help="iCBS blocks per solver call")
-    p.add_argument("--refit", action="store_true", help="least-squares refit of the kept weights")
-    p.add_argument("--start", default="wanda", choices=list(STARTS), help="iCBS start mask")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calib-images", type=int, default=1024)
     p.add_argument("--eval-images", type=int, default=0, help="0: the whole evaluation split")
     p.add_argument("--batch-size", type=int, default=128)
@@ -275,21 +289,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_prune_llm(args: argparse.Namespace) -> int:
     from qubo_prune.apps.prune_llm import format_summary, run_prune_llm
     from qubo_prune.llm.text import PYTHON_DOCS
-    from qubo_prune.pruners.methods import LayerwiseConfig
 
-    config = LayerwiseConfig(
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        solver=args.solver,
-        solver_options=parse_options(args.solver_opt),
-        block_size=args.block_size,
-        iterations=args.iterations,
-        rows_per_batch=args.rows_per_batch,
-        refit=args.refit,
-        start=args.start,
-        seed=args.seed,
-    )
+    config = _layerwise_config(args, args.block_size)
     summary = run_prune_llm(
         args.model,
         config,
@@ -309,24 +310,11 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
 
 def cmd_prune_vision(args: argparse.Namespace) -> int:
     from qubo_prune.apps.prune_vision import VisionJob, format_vision_summary, run_prune_vision
-    from qubo_prune.pruners.methods import LayerwiseConfig
 
     if args.dry_run:
         raise ValueError("prune-vision has no dry run; a paid solver needs --max-cost")
     loss = args.objective == "loss"
-    config = LayerwiseConfig(
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        solver=args.solver,
-        solver_options=parse_options(args.solver_opt),
-        block_size=args.block_size or 64,
-        iterations=args.iterations,
-        rows_per_batch=args.rows_per_batch,
-        refit=args.refit,
-        start=args.start,
-        seed=args.seed,
-    )
+    config = _layerwise_config(args, args.block_size or 64)
     job = VisionJob(
         model=args.model,
         images=args.images,
