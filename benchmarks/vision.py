@@ -1,6 +1,6 @@
 """The embedded DeiT (deit-fmnist): top-1 accuracy vs density and at 2:4, every method, one run.
 
-Densities 0.3 to 0.7 kept (unstructured) and 2:4, for magnitude, Wanda, SparseGPT, ADMM and
+Densities 0.1 to 0.7 kept (unstructured) and 2:4, for magnitude, Wanda, SparseGPT, ADMM and
 iCBS on the layer objective (masks only, and with ``--refit``), plus iCBS on the model's
 classification loss (the paper's objective, unstructured only: the loss loop keeps per-tensor
 densities). Each run is its own ``qubo-prune prune-vision`` process (peak RSS per run) and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "vision.json"
-DENSITIES = (0.3, 0.4, 0.5, 0.6, 0.7)
+DENSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PATTERNS = [f"{d}" for d in DENSITIES] + ["2:4"]
 METHODS = {
     "magnitude": ["--method", "magnitude"],
@@ -29,7 +29,8 @@ METHODS = {
     "admm": ["--method", "admm"],
     "icbs": ["--method", "icbs"],
     "icbs-refit": ["--method", "icbs", "--refit"],
-    "icbs-loss": ["--method", "icbs", "--objective", "loss"],
+    # 1024 images per step's Fisher blocks plus 8192 to check each swap on (ICBSConfig's)
+    "icbs-loss": ["--method", "icbs", "--objective", "loss", "--calib-images", "9216"],
 }
 
 

@@ -309,11 +309,16 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
 
 
 def cmd_prune_vision(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.demo import DEMO_SOLVER_OPTIONS
     from qubo_prune.apps.prune_vision import VisionJob, format_vision_summary, run_prune_vision
 
     if args.dry_run:
         raise ValueError("prune-vision has no dry run; a paid solver needs --max-cost")
     loss = args.objective == "loss"
+    if args.method == "icbs" and not args.solver_opt and args.solver in DEMO_SOLVER_OPTIONS:
+        # measured on real row blocks too (docs/benchmarks.md): the provable penalty stalls
+        args.solver_opt = [f"{k}={v}" for k, v in DEMO_SOLVER_OPTIONS[args.solver].items()]
+        print(f"solver {args.solver}: --solver-opt {' '.join(args.solver_opt)}", file=sys.stderr)
     config = _layerwise_config(args, args.block_size or 64)
     job = VisionJob(
         model=args.model,
