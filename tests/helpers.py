@@ -108,12 +108,13 @@ def layer_problem(rows: int = 6, cols: int = 16, seed: int = 0):
     return W0, U, acc
 
 
-def tiny_deit(seed: int = 0, hidden: int = 16):
-    """A random DeiT image classifier: 14x14 grey images, patch 7, two encoder layers."""
-    from transformers import DeiTConfig, DeiTForImageClassification
+def tiny_deit(seed: int = 0, hidden: int = 16, family: str = "deit"):
+    """A random DeiT (or ViT) image classifier: 14x14 grey images, patch 7, two encoder layers."""
+    import transformers
 
+    name = {"deit": "DeiT", "vit": "ViT"}[family]
     torch.manual_seed(seed)
-    cfg = DeiTConfig(
+    cfg = getattr(transformers, f"{name}Config")(
         image_size=14,
         patch_size=7,
         num_channels=1,
@@ -124,7 +125,7 @@ def tiny_deit(seed: int = 0, hidden: int = 16):
         num_labels=3,
         encoder_stride=7,
     )
-    return DeiTForImageClassification(cfg).eval()
+    return getattr(transformers, f"{name}ForImageClassification")(cfg).eval()
 
 
 def tiny_cnn(seed: int = 0) -> torch.nn.Sequential:

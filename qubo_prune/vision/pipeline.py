@@ -48,7 +48,7 @@ def vision_walk(model: nn.Module) -> Walk:
         )
     every = [m for m in model.modules() if is_prunable(m)]
     if len(every) < 3:
-        raise ValueError("the CNN has fewer than three prunable layers besides its stem and head")
+        raise ValueError("the CNN has no prunable layer besides its stem and head")
     ends = {id(every[0]), id(every[-1])}  # stem and head stay dense
 
     def body(i: int, block: nn.Module) -> dict[str, nn.Module]:

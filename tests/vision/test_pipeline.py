@@ -14,13 +14,17 @@ from tests.helpers import tiny_cnn, tiny_deit, tiny_images
 
 pytest.importorskip("transformers")
 
-DEIT_WEIGHTS = [
-    f"deit.layers.{i}.{name}.weight"
-    for i in range(2)
-    for name in ("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj")
-    + ("mlp.fc1", "mlp.fc2")
-]
+LINEARS = ("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention.o_proj")
+LINEARS += ("mlp.fc1", "mlp.fc2")
+DEIT_WEIGHTS = [f"deit.layers.{i}.{name}.weight" for i in range(2) for name in LINEARS]
 CNN_WEIGHTS = ["2.weight", "4.weight", "7.weight"]  # stem (0) and head (9) stay dense
+
+
+def model_and_weights(family):
+    """A tiny model of the family and the weights the walk must prune (all others stay)."""
+    if family == "cnn":
+        return tiny_cnn(), CNN_WEIGHTS
+    return tiny_deit(family=family), [n.replace("deit.", f"{family}.") for n in DEIT_WEIGHTS]
 
 
 def check_pruned(model, dense, config, expected):
@@ -39,9 +43,9 @@ def check_pruned(model, dense, config, expected):
 
 
 @pytest.mark.parametrize("method", sorted(LAYER_METHODS))
-@pytest.mark.parametrize("family", ["deit", "cnn"])
-def test_every_method_prunes_a_tiny_deit_and_a_tiny_cnn(family, method):
-    model, expected = (tiny_deit(), DEIT_WEIGHTS) if family == "deit" else (tiny_cnn(), CNN_WEIGHTS)
+@pytest.mark.parametrize("family", ["deit", "vit", "cnn"])
+def test_every_method_prunes_a_tiny_deit_vit_and_cnn(family, method):
+    model, expected = model_and_weights(family)
     dense = {k: v.detach().clone() for k, v in model.named_parameters()}
     config = LayerwiseConfig(method=method, solver="exact", block_size=8, iterations=1)
     reports = prune_vision_model(model, tiny_images(), config, progress=False, batch_size=8)
@@ -54,7 +58,7 @@ def test_every_method_prunes_a_tiny_deit_and_a_tiny_cnn(family, method):
 
 @pytest.mark.parametrize("family", ["deit", "cnn"])
 def test_two_four_on_a_deit_and_on_conv_channels(family):
-    model, expected = (tiny_deit(), DEIT_WEIGHTS) if family == "deit" else (tiny_cnn(), CNN_WEIGHTS)
+    model, expected = model_and_weights(family)
     dense = {k: v.detach().clone() for k, v in model.named_parameters()}
     config = LayerwiseConfig(method="icbs", pattern="2:4", solver="exact", block_size=8)
     prune_vision_model(model, tiny_images(), config, progress=False, batch_size=8)
@@ -66,7 +70,7 @@ def test_two_four_on_a_deit_and_on_conv_channels(family):
 
 @pytest.mark.parametrize("family", ["deit", "cnn"])
 def test_icbs_on_the_classification_loss(family):
-    model, expected = (tiny_deit(), DEIT_WEIGHTS) if family == "deit" else (tiny_cnn(), CNN_WEIGHTS)
+    model, expected = model_and_weights(family)
     images = tiny_images(64)
     errors = dense_layer_errors(model, images, batch_size=16)
     result = prune_vision_loss(
@@ -133,5 +137,5 @@ def test_resume_after_an_interrupted_encoder_layer(tmp_path):
 def test_unsupported_models_are_refused():
     with pytest.raises(ValueError, match="neither a ViT"):
         vision_walk(torch.nn.Linear(3, 3))
-    with pytest.raises(ValueError, match="fewer than three"):
+    with pytest.raises(ValueError, match="no prunable layer besides"):
         vision_walk(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)))
