@@ -1,9 +1,10 @@
-"""Calibration through a model walked block by block: each block's inputs, each linear's Gram.
+"""Calibration through a model walked block by block: each block's inputs, each layer's Gram.
 
-A :class:`Stream` holds the inputs entering the current block (decoder layer, encoder layer,
-...) for every calibration batch and runs that block over them; :class:`GramHooks` accumulates
-``G = U U^T`` of each linear's inputs on the way. Only one block's activations are held at a
-time. Nothing here knows what kind of model it walks.
+:func:`block_inputs` catches what enters the first block (decoder layer, encoder layer, a CNN's
+first module) for every calibration batch; a :class:`Stream` holds the inputs entering the
+current block and runs that block over them; :class:`GramHooks` accumulates ``G = U U^T`` of
+each prunable layer's inputs on the way (a conv's unfolded patches). Only one block's
+activations are held at a time. Nothing here knows what kind of model it walks.
 """
 
 from __future__ import annotations
