@@ -52,7 +52,8 @@ def admm(
     """``(weights, mask)`` for weight ``W0`` (out x in) and Gram ``G = U U^T``, in float64.
 
     ``rho`` (the ADMM penalty) and ``damping`` are multiples of the preconditioned Gram's mean
-    diagonal (1 when every input was seen).
+    diagonal (1 when every input was seen). Inputs never seen (zero diagonal) score lowest, so
+    they are pruned first, as Wanda would.
     """
     if not 0 < prune_iterations <= iterations:
         raise ValueError(
@@ -68,7 +69,7 @@ def admm(
     norm = norm.clamp(min=1e-8 * float(norm.max()) if bool((norm > 0).any()) else 1.0)
     Gn = Gd / norm[:, None] / norm[None, :]
     W = W0.double() * norm[None, :]
-    scale = float(Gn.diagonal().mean())
+    scale = float(Gn.diagonal().mean()) or 1.0  # no input seen at all: plain magnitude
     Gn.diagonal().add_(damping * scale)
     target = W @ Gn
     factor = torch.linalg.cholesky(Gn + rho * scale * torch.eye(cols, dtype=torch.float64))

@@ -58,3 +58,12 @@ def test_admm_unstructured_is_per_matrix():
 def test_admm_refuses_a_pattern_that_does_not_fit():
     with pytest.raises(ValueError, match="multiple of 4"):
         admm(torch.ones(2, 6), torch.eye(6), parse_pattern("2:4"))
+
+
+def test_inputs_never_seen_are_pruned_first_and_nothing_breaks():
+    W, U, _ = layer_problem(rows=4, cols=8, seed=2)
+    U[[2, 5]] = 0  # two inputs never active in calibration
+    weights, mask = admm(W, U @ U.T, parse_pattern("layer", 0.5))
+    assert bool(torch.isfinite(weights).all()) and bool(mask[:, [2, 5]].all())
+    weights, mask = admm(W, torch.zeros(8, 8, dtype=torch.float64), parse_pattern("2:4"))
+    assert bool(torch.isfinite(weights).all()) and int(mask.sum()) == 16
