@@ -306,7 +306,7 @@ class Backend:
 
     def _params(self, block: Block) -> dict[str, Any]:
         """The sample options, with the block's current mask as the initial state on warm start."""
-        params = {k: v for k, v in self.options.items() if k != WARM_START}
+        params = {k: v for k, v in self.options.items() if k not in REGISTRY_OPTIONS}
         if self.options.get(WARM_START):
             params["initial_states"] = (
                 block.current[None, :].astype(np.int8),
@@ -343,6 +343,32 @@ class Backend:
         if not isinstance(results, list) or len(results) != len(blocks):
             raise BackendError(f"solver {self.name!r} did not return one sample set per block")
         return [self._checked(r, b) for r, b in zip(results, blocks)]
+
+    @property
+    def takes_tensors(self) -> bool:
+        """Whether a block batch goes to the sampler as tensors (``sample_tensors``), no BQMs:
+        only for a sampler that keeps the cardinality itself and needs no normalising."""
+        return (
+            self.capabilities.native_cardinality
+            and not self.spec.normalise
+            and callable(getattr(self.base_sampler, "sample_tensors", None))
+        )
+
+    def solve_batch(self, batch: BlockBatch) -> torch.Tensor:
+        """States ``(B, m, n)`` of a block batch from a sampler that takes tensors, under the
+        same time cap and failure handling as :meth:`solve`."""
+        self.check_size(batch.n)
+        params = {k: v for k, v in self.options.items() if k not in REGISTRY_OPTIONS}
+        initial = batch.current[:, None, :] if self.options.get(WARM_START) else None
+        X = self._call(
+            lambda: self.base_sampler.sample_tensors(
+                batch.Q, batch.groups, batch.k, initial_states=initial, **params
+            )
+        )
+        shape = tuple(getattr(X, "shape", ()))
+        if len(shape) != 3 or shape[0] != batch.Q.shape[0] or shape[2] != batch.n:
+            raise BackendError(f"solver {self.name!r} returned states of shape {shape}")
+        return X
 
     def _call(self, call: Callable[[], Any]) -> Any:
         """Run one solver call under the time cap, its failures as one-line BackendErrors.
@@ -421,25 +447,6 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             )
     if options.get(WARM_START) and not declared.initial_states:
         raise OptionError(f"solver {name!r} takes no initial state, so warm_start does not apply")
-
-    @property
-    def takes_tensors(self) -> bool:
-        """Whether a block batch goes to the sampler as tensors (``sample_tensors``), no BQMs:
-        only for a sampler that keeps the cardinality itself and needs no normalising."""
-        return (
-            self.capabilities.native_cardinality
-            and not self.spec.normalise
-            and callable(getattr(self.base_sampler, "sample_tensors", None))
-        )
-
-    def solve_batch(self, batch: BlockBatch) -> torch.Tensor:
-        """States ``(B, m, n)`` of a block batch from a sampler that takes tensors."""
-        self.check_size(batch.n)
-        params = {k: v for k, v in self.options.items() if k != WARM_START}
-        initial = batch.current[:, None, :] if self.options.get(WARM_START) else None
-        return self.base_sampler.sample_tensors(
-            batch.Q, batch.groups, batch.k, initial_states=initial, **params
-        )
 
 
 def get_backend(name: str, **options: Any) -> Backend:

@@ -1,4 +1,4 @@
-"""SmolLM2-135M at 50% unstructured and 2:4: dense, magnitude, Wanda, SparseGPT, iCBS.
+"""SmolLM2-135M at 50% unstructured and 2:4: dense, magnitude, Wanda, SparseGPT, ADMM, iCBS.
 
 Prints one row per run (perplexity, mean layer error on dense inputs as docs/anchors.md
 reports it, pruning time, peak RSS) and writes benchmarks/results/llm.json. Each run is its
@@ -20,6 +20,7 @@ RUNS = {
     "magnitude-50": ["--method", "magnitude", "--pattern", "unstructured"],
     "wanda-50": ["--method", "wanda", "--pattern", "unstructured"],
     "sparsegpt-50": ["--method", "sparsegpt", "--pattern", "unstructured"],
+    "admm-50": ["--method", "admm", "--pattern", "unstructured"],
     "icbs-50": ["--method", "icbs", "--pattern", "unstructured"],
     "icbs-50-refit": ["--method", "icbs", "--pattern", "unstructured", "--refit"],
     "icbs-50-refit-from-sparsegpt": [
@@ -28,6 +29,7 @@ RUNS = {
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
+    "admm-2:4": ["--method", "admm", "--pattern", "2:4"],
     "icbs-2:4": ["--method", "icbs", "--pattern", "2:4"],
     "icbs-2:4-refit": ["--method", "icbs", "--pattern", "2:4", "--refit"],
     "icbs-2:4-refit-from-sparsegpt": [

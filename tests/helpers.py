@@ -150,3 +150,64 @@ def exact_refit(W0: torch.Tensor, mask: torch.Tensor, G: torch.Tensor) -> torch.
         b = (G @ W0[r])[S]
         out[r, S] = torch.linalg.pinv(G[S][:, S], hermitian=True) @ b
     return out
+
+
+def tiny_deit(seed: int = 0, hidden: int = 16, family: str = "deit"):
+    """A random DeiT (or ViT) image classifier: 14x14 grey images, patch 7, two encoder layers."""
+    import transformers
+
+    name = {"deit": "DeiT", "vit": "ViT"}[family]
+    torch.manual_seed(seed)
+    cfg = getattr(transformers, f"{name}Config")(
+        image_size=14,
+        patch_size=7,
+        num_channels=1,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        num_labels=3,
+        encoder_stride=7,
+    )
+    return getattr(transformers, f"{name}ForImageClassification")(cfg).eval()
+
+
+def tiny_cnn(seed: int = 0) -> torch.nn.Sequential:
+    """A CNN for 1x14x14 images: stem conv, two body convs, a body linear, the head."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 3, padding="same"),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 7 * 7, 16),
+        nn.ReLU(),
+        nn.Linear(16, 3),
+    ).eval()
+
+
+def tiny_images(n: int = 24, seed: int = 0):
+    """Random 1x14x14 images with three labels."""
+    from qubo_prune.vision.images import Images
+
+    g = torch.Generator().manual_seed(seed)
+    return Images(torch.randn(n, 1, 14, 14, generator=g), torch.arange(n) % 3)
+
+
+def write_dataset(root, classes=("boot", "shirt"), per_class=3, size=20):
+    """A dataset folder (train/ and val/, ImageFolder layout) of grey PNGs: class ``i``'s
+    images are uniformly ``40 * (i + 1)``."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for i, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for j in range(per_class):
+                pixels = np.full((size, size), 40 * (i + 1), dtype=np.uint8)
+                Image.fromarray(pixels, "L").save(folder / f"{j}.png")
+    return root

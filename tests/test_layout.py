@@ -1,8 +1,8 @@
 """The import rule of the layout: each layer imports only the layers beneath it.
 
 ``core`` imports nothing else of ours; ``objectives`` and ``backends`` only ``core``; ``pruners``
-those three; ``llm`` those four; ``apps`` everything. So no backend imports a model and no
-objective imports a solver. Imports are read from the source with ``ast`` (inside functions
+those three; ``llm`` and ``vision`` those four (not each other); ``apps`` everything. So no
+backend imports a model and no objective imports a solver. Imports are read from the source with ``ast`` (inside functions
 too), so a lazy import cannot hide a forbidden edge.
 """
 
@@ -19,7 +19,8 @@ LAYERS = {
     "backends": {"core"},
     "pruners": {"core", "objectives", "backends"},
     "llm": {"core", "objectives", "backends", "pruners"},
-    "apps": {"core", "objectives", "backends", "pruners", "llm"},
+    "vision": {"core", "objectives", "backends", "pruners"},
+    "apps": {"core", "objectives", "backends", "pruners", "llm", "vision"},
 }
 FOLDERS = {name: ROOT / "qubo_prune" / name for name in LAYERS} | {"backends": ROOT / "backends"}
 
@@ -67,6 +68,7 @@ def test_every_module_sits_in_a_layer():
         ("backends", "from qubo_prune.pruners import icbs"),
         ("backends", "from qubo_prune import llm"),
         ("pruners", "from qubo_prune.apps.cache import cache_dir"),
+        ("vision", "from qubo_prune.llm.checkpoint import save_pruned"),
     ],
 )
 def test_the_checker_sees_a_forbidden_import(layer, source):

@@ -1,4 +1,5 @@
-"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM."""
+"""``qubo-prune``: list solvers, run the garment demo, compare solvers, prune an LLM or a
+vision model."""
 
 from __future__ import annotations
 
@@ -118,23 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cost_args(cmp_, "price every solver on the blocks, send nothing")
     _add_prune_llm_parser(sub)
+    _add_prune_vision_parser(sub)
     return parser
 
 
-def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
+    """The options of :class:`~qubo_prune.pruners.methods.LayerwiseConfig` but the block size."""
     from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
 
-    p = sub.add_parser(
-        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
-    )
-    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument(
         "--pattern", default="unstructured", help="unstructured (per row), layer, 2:4, 4:8"
     )
     p.add_argument("--method", default="icbs", choices=list(LAYER_METHODS))
     _add_solver_args(p, "gpu-anneal")  # batched: one call solves every row of a layer
-    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument("--iterations", type=int, default=4, help="iCBS steps per layer")
     p.add_argument("--rows-per-batch", type=int, default=4096, help="iCBS blocks per solver call")
     p.add_argument(
@@ -160,9 +158,18 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
         "--start",
         default="wanda",
         choices=list(STARTS),
-        help="the mask iCBS starts from (sparsegpt: per-layer counts when unstructured)",
+        help="the mask iCBS starts from (sparsegpt, admm: per-layer counts when unstructured)",
     )
     p.add_argument("--seed", type=int, default=0)
+
+
+def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune-llm", help="prune a causal LM's decoder layers; perplexity + checkpoint"
+    )
+    p.add_argument("--model", default="smollm2", help="'smollm2' or a local HF model folder")
+    _add_layerwise_args(p)
+    p.add_argument("--block-size", type=int, default=64, help="iCBS weights per row and step")
     p.add_argument(
         "--device",
         default="cpu",
@@ -178,6 +185,45 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-text", type=Path, default=None, help="file or folder (default: library/)"
     )
+    p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_prune_vision_parser(sub: argparse._SubParsersAction) -> None:
+    from qubo_prune.apps.prune_vision import OBJECTIVES
+
+    p = sub.add_parser(
+        "prune-vision", help="prune a DeiT / ViT image classifier; top-1 accuracy + checkpoint"
+    )
+    p.add_argument(
+        "--model", default="deit-fmnist", help="'deit-fmnist' or a local DeiT / ViT folder"
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        default=None,
+        help="dataset folder with train/ and val/ (ImageFolder layout); "
+        "default: Fashion-MNIST for deit-fmnist",
+    )
+    _add_layerwise_args(p)
+    p.add_argument(
+        "--objective",
+        default="layer",
+        choices=list(OBJECTIVES),
+        help="layer: each layer's output error (any method); loss: iCBS on the model's "
+        "classification loss (the paper's objective)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="iCBS weights per block (default: 64 per row for layer, 1024 for loss)",
+    )
+    p.add_argument("--epochs", type=int, default=10, help="loss objective: 3 block steps each")
+    p.add_argument("--calib-images", type=int, default=1024)
+    p.add_argument("--eval-images", type=int, default=0, help="0: the whole evaluation split")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumes if interrupted)")
     p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
     p.add_argument("--no-progress", action="store_true")
 
@@ -256,8 +302,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def layerwise_config(args: argparse.Namespace) -> LayerwiseConfig:
-    """The per-layer config ``prune-llm``'s options describe."""
+def layerwise_config(args: argparse.Namespace, block_size: int | None = None) -> LayerwiseConfig:
+    """The per-layer config the options of ``prune-llm`` or ``prune-vision`` describe."""
     from qubo_prune.pruners.methods import LayerwiseConfig
 
     return LayerwiseConfig(
@@ -266,7 +312,7 @@ def layerwise_config(args: argparse.Namespace) -> LayerwiseConfig:
         pattern=args.pattern,
         solver=args.solver,
         solver_options=parse_options(args.solver_opt),
-        block_size=args.block_size,
+        block_size=args.block_size if block_size is None else block_size,
         iterations=args.iterations,
         rows_per_batch=args.rows_per_batch,
         refit=args.refit,
@@ -301,10 +347,35 @@ def cmd_prune_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune_vision(args: argparse.Namespace) -> int:
+    from qubo_prune.apps.prune_vision import VisionJob, format_vision_summary, run_prune_vision
+
+    if args.dry_run:
+        raise ValueError("prune-vision has no dry run; a paid solver needs --max-cost")
+    loss = args.objective == "loss"
+    config = layerwise_config(args, args.block_size or 64)
+    job = VisionJob(
+        model=args.model,
+        images=args.images,
+        objective=args.objective,
+        calib_images=args.calib_images,
+        eval_images=args.eval_images,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        block_size=args.block_size or (1024 if loss else 64),
+        dense_errors=not args.no_dense_errors,
+        progress=not args.no_progress,
+        max_cost=args.max_cost,
+    )
+    print(format_vision_summary(run_prune_vision(job, config, args.out)))
+    return 0
+
+
 AFTER_INTERRUPT = {
     "demo": "finished densities and the checkpoint of the one in progress are kept in {out}: "
     "run the same command again to resume",
     "prune-llm": "finished decoder layers are kept in {out}: run the same command again to resume",
+    "prune-vision": "finished layers are kept in {out}: run the same command again to resume",
     "compare": "nothing was written to {out}",
 }
 
@@ -314,7 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     args = build_parser().parse_args(argv)
-    commands = {"solvers": cmd_solvers, "demo": cmd_demo, "prune-llm": cmd_prune_llm}
+    commands = {
+        "solvers": cmd_solvers,
+        "demo": cmd_demo,
+        "prune-llm": cmd_prune_llm,
+        "prune-vision": cmd_prune_vision,
+    }
     try:
         return commands.get(args.command, cmd_compare)(args)
     except (BackendError, ValueError, FloatingPointError, OSError, FolderBusy) as err:

@@ -1,125 +1,34 @@
-"""What an LLM run leaves on disk: finished layers for resume, and the sparse checkpoint.
-
-During a run, every finished decoder layer's weights and masks go to
-``out/layers/layer_NNN.safetensors`` and the reports so far to ``out/progress.json`` (with the
-config, so a resume under other options is refused). At the end, ``out/model`` holds the pruned
-model (``save_pretrained``) and ``out/masks.safetensors`` its masks (True = pruned).
-"""
+"""The sparse checkpoint of a causal LM: ``out/model`` (``save_pretrained``, tokenizer) and
+``out/masks.safetensors`` (:mod:`qubo_prune.pruners.sparse_checkpoint`, which also keeps the
+finished layers of an interrupted run)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from qubo_prune.llm.model import load_causal_lm
-from qubo_prune.pruners.methods import LayerwiseConfig
+from qubo_prune.pruners.sparse_checkpoint import MASKS, attach_masks, load_masks, save_masks
 
-__all__ = [
-    "attach_masks",
-    "load_layer",
-    "load_progress",
-    "load_pruned",
-    "save_layer",
-    "save_progress",
-    "save_pruned",
-]
-
-PROGRESS = "progress.json"
-
-
-def _layer_file(out: Path, index: int) -> Path:
-    return out / "layers" / f"layer_{index:03d}.safetensors"
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file, so a kill mid-write never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
-def save_layer(out: Path, index: int, tensors: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    _atomic(_layer_file(out, index), lambda tmp: save_file(tensors, str(tmp)))
-
-
-def load_layer(out: Path, index: int) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(_layer_file(out, index)))
-
-
-def save_progress(out: Path, config: LayerwiseConfig, reports: list[Any]) -> None:
-    state = {"config": config.to_dict(), "reports": [asdict(r) for r in reports]}
-    _atomic(out / PROGRESS, lambda tmp: tmp.write_text(json.dumps(state, indent=1)))
-
-
-def load_progress(out: Path, config: LayerwiseConfig) -> list[dict[str, Any]]:
-    """Reports of finished layers of an earlier run with the same config (else none)."""
-    path = out / PROGRESS
-    if not path.exists():
-        return []
-    try:
-        saved = json.loads(path.read_text())
-        # options added since that run was saved take their defaults
-        saved["config"] = LayerwiseConfig(**saved["config"]).to_dict()
-    except (ValueError, TypeError, KeyError):
-        raise ValueError(
-            f"{path} is not a progress file of prune-llm; remove {out} or choose another --out"
-        ) from None
-    if saved["config"] != json.loads(json.dumps(config.to_dict())):
-        raise ValueError(
-            f"{out} holds an interrupted run with other options ({saved['config']}); "
-            "use the same options to resume or another --out"
-        )
-    return saved["reports"]
+__all__ = ["attach_masks", "load_pruned", "save_pruned"]
 
 
 def save_pruned(model: nn.Module, tokenizer: Any, out: str | Path) -> Path:
     """``out/model`` (save_pretrained, safetensors, tokenizer) and ``out/masks.safetensors``."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     model.save_pretrained(out / "model")
     if tokenizer is not None:
         tokenizer.save_pretrained(out / "model")
-    save_file(
-        {k: v.contiguous() for k, v in model.pruning_masks.items()}, str(out / "masks.safetensors")
-    )
+    save_masks(model.pruning_masks, out)
     return out
 
 
-def load_pruned(out: str | Path) -> tuple[nn.Module, Any, dict[str, torch.Tensor]]:
+def load_pruned(out: str | Path) -> tuple[nn.Module, Any, dict]:
     """A saved sparse checkpoint with its masks; fails if a pruned weight is not zero."""
-    from safetensors.torch import load_file
-
     out = Path(out)
-    if not (out / "masks.safetensors").exists():
-        raise FileNotFoundError(f"{out} is not a pruned checkpoint (no masks.safetensors)")
+    if not (out / MASKS).exists():
+        raise FileNotFoundError(f"{out} is not a pruned checkpoint (no {MASKS})")
     model, tokenizer = load_causal_lm(out / "model")
-    masks = load_file(str(out / "masks.safetensors"))
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        if name not in params or params[name].shape != mask.shape:
-            raise ValueError(f"mask {name!r} does not match a parameter of the saved model")
-        if bool(params[name].detach()[mask].ne(0).any()):
-            raise ValueError(f"{name}: weights under the mask are not zero; checkpoint is damaged")
-    model.pruning_masks = masks
-    return model, tokenizer, masks
-
-
-def attach_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Register the masks as ``torch.nn.utils.prune`` custom masks (1 = kept there)."""
-    from torch.nn.utils import prune
-
-    modules = dict(model.named_modules())
-    for name, mask in masks.items():
-        module_name, _, attr = name.rpartition(".")
-        prune.custom_from_mask(modules[module_name], attr, ~mask)
+    return model, tokenizer, load_masks(model, out)

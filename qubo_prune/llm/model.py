@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from qubo_prune.llm.layers import decoder_layers, linear_layers, weight_matrix
+from qubo_prune.llm.layers import decoder_layers, linear_layers
+from qubo_prune.objectives.rows import layer_rows
 
 __all__ = ["FolderInfo", "inspect_folder", "load_causal_lm", "offline"]
 
@@ -95,7 +96,7 @@ def inspect_folder(path: str | Path) -> FolderInfo:
     with torch.device("meta"):  # shapes only: no memory, no weights read
         skeleton = AutoModelForCausalLM.from_config(config)
     shapes = tuple(
-        tuple(weight_matrix(m).shape)
+        layer_rows(m).shape
         for layer in decoder_layers(skeleton)
         for m in linear_layers(layer).values()
     )

@@ -7,6 +7,9 @@ per-sample gradients ``1/N sum g_s g_s^T`` (positive semi-definite, the choice t
 outputs (positive semi-definite; for a ReLU network it equals the exact Hessian of one layer).
 For an ``nn.Linear`` weight fed 2-D inputs both factor through the layer: the per-sample gradient
 of weight ``(r, c)`` is ``delta_s[r] * x_s[c]``, so no full-size per-sample gradient is formed.
+The Fisher factors the same way for a linear fed token sequences and for a ``Conv2d`` (inputs:
+its unfolded patches, :mod:`qubo_prune.objectives.conv`): the gradient is then summed over
+positions, ``sum_l delta_s[l, r] * x_s[l, c]``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 from torch.func import functional_call, grad, hessian, jacrev, vmap
 
 from qubo_prune.core.block import Block
+from qubo_prune.objectives.conv import conv_patches, is_prunable_conv
 
 __all__ = ["HESSIANS", "LossObjective", "taylor_block"]
 
@@ -101,7 +105,7 @@ class LossObjective:
         if self.hessian == "gauss-newton":
             raise ValueError(
                 f"the gauss-newton Hessian needs {name!r} to be an nn.Linear weight fed 2-D "
-                "inputs; use hessian='fisher' or 'exact'"
+                "inputs (not a conv or a token sequence); use hessian='fisher' or 'exact'"
             )
         idx = torch.as_tensor(coords, dtype=torch.long)
         f = self._block_loss(name, idx)
@@ -122,11 +126,14 @@ class LossObjective:
     def _linear_factors(
         self, name: str, X: torch.Tensor, y: torch.Tensor
     ) -> dict[str, torch.Tensor] | None:
-        """Layer inputs ``x``, per-sample output gradients ``delta`` and (Gauss-Newton) the
-        output Jacobians ``B`` and loss Hessians ``H_out``, from one forward pass."""
+        """Layer inputs ``x`` and per-sample output gradients ``delta``, both
+        ``(N, positions, width)`` (a conv's inputs are its patches), and (Gauss-Newton, 2-D
+        linear only) the output Jacobians ``B`` and loss Hessians ``H_out``, from one forward
+        pass."""
         module_name, _, attr = name.rpartition(".")
         module = dict(self.model.named_modules()).get(module_name)
-        if not isinstance(module, nn.Linear) or attr != "weight":
+        conv = is_prunable_conv(module)
+        if attr != "weight" or not (isinstance(module, nn.Linear) or conv):
             return None
         seen: dict[str, torch.Tensor] = {}
 
@@ -141,13 +148,18 @@ class LossObjective:
         finally:
             handle.remove()
         x, z = seen["x"], seen["z"]
-        if x.ndim != 2 or out.ndim != 2:
-            return None
         N = X.shape[0]
-        loss = self.loss_fn(out, y)
         keep = self.hessian == "gauss-newton"
+        if x.shape[0] != N or (keep and (conv or x.ndim != 2 or out.ndim != 2)):
+            return None
+        loss = self.loss_fn(out, y)
         (dz,) = torch.autograd.grad(loss, [z], retain_graph=keep)
-        factors = {"x": x.double(), "delta": N * dz.double()}  # the loss averages N samples
+        if conv:  # (N, out, h, w) -> (N, positions, out)
+            x, dz = conv_patches(module, x), dz.flatten(2).transpose(1, 2)
+        factors = {  # the loss averages N samples
+            "x": x.reshape(N, -1, x.shape[-1]).double(),
+            "delta": N * dz.reshape(N, -1, dz.shape[-1]).double(),
+        }
         if keep:
             rows = [
                 torch.autograd.grad(out[:, k].sum(), [z], retain_graph=True)[0]
@@ -164,14 +176,19 @@ class LossObjective:
     def _from_factors(
         self, f: dict[str, torch.Tensor], coords: np.ndarray, N: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows, cols = np.divmod(np.asarray(coords), f["x"].shape[1])
+        rows, cols = np.divmod(np.asarray(coords), f["x"].shape[-1])
         r, c = torch.as_tensor(rows), torch.as_tensor(cols)
-        xc = f["x"][:, c]  # (N, n)
-        G = f["delta"][:, r] * xc  # per-sample gradients of the block
+        step = max(1, self.chunk_size)  # samples at a time: positions x block size each
+        G = torch.cat(  # per-sample gradients of the block: sum over positions of delta * x
+            [
+                (f["delta"][s : s + step, :, r] * f["x"][s : s + step, :, c]).sum(1)
+                for s in range(0, N, step)
+            ]
+        )
         g = G.mean(0)
         if "B" not in f:
             return g.numpy(), (G.T @ G / N).numpy()
-        J = f["B"][:, :, r] * xc[:, None, :]  # (N, outputs, n)
+        J = f["B"][:, :, r] * f["x"][:, 0, c][:, None, :]  # (N, outputs, n)
         HJ = torch.einsum("skl,sln->skn", f["H_out"], J)
         H = torch.einsum("skn,skm->nm", J, HJ) / N
         return g.numpy(), ((H + H.T) / 2).numpy()

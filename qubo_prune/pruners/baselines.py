@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from qubo_prune.core.patterns import Pattern, pattern_mask
-from qubo_prune.core.scores import gram_input_norms, score
+from qubo_prune.core.scores import gram_input_norms, kept_count, score
 from qubo_prune.objectives.reconstruction import GramAccumulator
 
 __all__ = ["BASELINES", "magnitude_layer", "sparsegpt", "sparsegpt_layer", "wanda_layer"]
@@ -80,7 +80,8 @@ def sparsegpt(
         mask1 = torch.zeros_like(W1, dtype=torch.bool)
         if pattern.kind != "nm":
             saliency = (W1**2 / d[None, :] ** 2).flatten()
-            pruned = int(round(saliency.numel() * pattern.sparsity))
+            # counts of blocks add up to the layer's exact count (kept_count's rounding)
+            pruned = _pruned_upto(rows * i2, pattern) - _pruned_upto(rows * i1, pattern)
             mask1.view(-1)[torch.argsort(saliency, stable=True)[:pruned]] = True
         for i in range(i2 - i1):
             if pattern.kind == "nm" and i % pattern.m == 0:
@@ -98,6 +99,11 @@ def sparsegpt(
         mask[:, i1:i2] = mask1
     W[mask] = 0.0
     return W, mask
+
+
+def _pruned_upto(numel: int, pattern: Pattern) -> int:
+    """Weights an exact per-layer mask prunes among the first ``numel`` (whole columns)."""
+    return numel - kept_count(numel, 1.0 - pattern.sparsity) if numel else 0
 
 
 BASELINES = {"magnitude": magnitude_layer, "wanda": wanda_layer, "sparsegpt": sparsegpt_layer}

@@ -17,6 +17,7 @@ from qubo_prune.core.choices import check_choice
 from qubo_prune.core.patterns import Pattern, parse_pattern
 from qubo_prune.core.step import BlockSolver
 from qubo_prune.objectives.reconstruction import GramAccumulator
+from qubo_prune.pruners.admm import admm_layer
 from qubo_prune.pruners.baselines import BASELINES
 from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
 
@@ -30,7 +31,9 @@ __all__ = [
     "prune_matrix",
 ]
 
-STARTS = ("wanda", "sparsegpt")  # the masks iCBS can start from
+# per-layer rules: (W0, Gram, pattern, dtype) -> (W, mask)
+RULES = {**BASELINES, "admm": admm_layer}
+STARTS = ("wanda", "sparsegpt", "admm")  # the masks iCBS can start from
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -94,11 +97,11 @@ class LayerwiseConfig:
     def guaranteed_pattern(self) -> Pattern:
         """The counts every mask of this config keeps exactly.
 
-        SparseGPT chooses unstructured masks per block of 128 columns: exact per layer, not per
-        row (and iCBS keeps every row's count of its start mask).
+        SparseGPT chooses unstructured masks per block of 128 columns and ADMM per matrix: exact
+        per layer, not per row (and iCBS keeps every row's count of its start mask).
         """
         pattern = self.parsed_pattern()
-        if self.mask_rule() == "sparsegpt" and pattern.kind == "row":
+        if self.mask_rule() in ("sparsegpt", "admm") and pattern.kind == "row":
             return Pattern("layer", pattern.sparsity)
         return pattern
 
@@ -133,7 +136,7 @@ LayerMethod = Callable[[LayerInput, LayerwiseConfig, "BlockSolver | None"], Matr
 
 
 def _baseline(name: str) -> LayerMethod:
-    rule = BASELINES[name]
+    rule = RULES[name]
 
     def method(
         layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
@@ -156,7 +159,7 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
         raise ValueError("the icbs layer method needs a solver")
     pattern = config.parsed_pattern()
     W0 = layer.W0
-    W, mask = BASELINES[config.start](W0, layer.acc, pattern, config.dtype)
+    W, mask = RULES[config.start](W0, layer.acc, pattern, config.dtype)
     final, mask, stats = icbs_layer(
         W0,
         layer.acc,
@@ -178,7 +181,7 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
 
 LAYER_METHODS: dict[str, LayerMethod] = {
     "icbs": _icbs,
-    **{name: _baseline(name) for name in BASELINES},
+    **{name: _baseline(name) for name in RULES},
 }
 
 

@@ -49,3 +49,14 @@ def test_sparsegpt_nm_valid():
         new, mask = sparsegpt(W0, acc.inverse_hessian(torch.float64), pattern, blocksize=8)
         check_mask(mask, pattern)
         assert bool((new[mask] == 0).all())
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.7])
+def test_sparsegpt_unstructured_count_is_exact_per_layer_whatever_the_blocks(sparsity):
+    # 3 blocks of 128 columns x 7 rows at 0.7: round(627.2) = 627 pruned each, 1881 in all,
+    # but the layer's exact count is 2688 - round(0.3 * 2688) = 1882 (0.3: 807 against 806)
+    W0, _, acc = layer_problem(rows=7, cols=384)
+    _, mask = sparsegpt(
+        W0, acc.inverse_hessian(torch.float64), parse_pattern("unstructured", sparsity)
+    )
+    check_mask(mask, parse_pattern("layer", sparsity))
