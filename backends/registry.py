@@ -71,7 +71,9 @@ class BackendSpec:
     returns ``None`` when usable or a message naming what to set (never the secret itself),
     ``limit`` the block-size limit they imply (``None``: ``capabilities.max_variables``) and
     ``cost`` the :class:`~qubo_prune.backends.cost.CostEstimate` of one block solve (free when
-    absent). ``normalise`` scales each BQM to a largest bias of 1 before the sampler sees it.
+    absent), ``native`` whether the sampler keeps the cardinality itself with these options
+    (``capabilities.native_cardinality`` when absent). ``normalise`` scales each BQM to a
+    largest bias of 1 before the sampler sees it.
     """
 
     name: str
@@ -83,6 +85,7 @@ class BackendSpec:
     credentials: Callable[[Mapping[str, Any]], str | None] | None = None
     limit: Callable[[Mapping[str, Any]], int | None] | None = None
     cost: Callable[[Mapping[str, Any], Prices], CostEstimate] | None = None
+    native: Callable[[Mapping[str, Any]], bool] | None = None
     normalise: bool = False
 
     def missing(self) -> list[str]:
@@ -114,6 +117,13 @@ class BackendSpec:
         if problem:
             return f"no credentials: {problem}"
         return "usable"
+
+    def keeps_cardinality(self, options: Mapping[str, Any] | None = None) -> bool:
+        """Whether, with these options, the sampler gets the bare objective and the groups
+        (native) rather than the penalised BQM."""
+        if self.native is not None:
+            return bool(self.native(dict(options or {})))
+        return self.capabilities.native_cardinality
 
     def max_variables(self, options: Mapping[str, Any] | None = None) -> int | None:
         """The largest block these options allow, known before anything is built."""
@@ -287,7 +297,7 @@ def get_backend(name: str, **options: Any) -> Backend:
     sampler = factory(**{k: v for k, v in options.items() if k in built})
     if spec.normalise:
         sampler = NormalisingComposite(sampler)
-    sampler = CardinalityComposite(sampler, native=spec.capabilities.native_cardinality)
+    sampler = CardinalityComposite(sampler, native=spec.keeps_cardinality(options))
     accepted = set(sampler.parameters) | {WARM_START} | built
     unknown = [k for k in options if k not in accepted]
     if unknown:
