@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from qubo_prune.backends.registry import BackendError
+
 __all__ = ["OPTIMIZERS", "budget", "optimise"]
 
 OPTIMIZERS = ("cobyla", "nelder_mead", "differential_evolution", "spsa")
@@ -25,7 +27,7 @@ Score = Callable[[np.ndarray], np.ndarray]
 def _key(optimizer: str) -> str:
     key = str(optimizer).lower().replace("-", "_")
     if key not in OPTIMIZERS:
-        raise ValueError(
+        raise BackendError(
             f"unknown QAOA optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
         )
     return key

@@ -34,7 +34,7 @@ from qubo_prune.backends.qaoa.ansatz import Gate, parameter_names
 from qubo_prune.backends.qaoa.common import QAOASampler, Run, Runs, distinct
 from qubo_prune.backends.registry import BackendError
 
-__all__ = ["EXECUTION_MODES", "QiskitQAOASampler", "fake_backend", "to_circuit"]
+__all__ = ["EXECUTION_MODES", "QiskitQAOASampler", "fake_ibm_device", "to_circuit"]
 
 EXECUTION_MODES = ("session", "batch", "job")
 
@@ -60,7 +60,7 @@ def to_circuit(gates: list[Gate], n: int) -> Any:
 
 
 @cache
-def fake_backend(name: str) -> Any:
+def fake_ibm_device(name: str) -> Any:
     """A fake IBM device of qiskit-ibm-runtime by name (``"fake_fez"``, ``"FakeBrisbane"``): a
     snapshot of a real device's coupling map, basis gates and noise, simulated locally. One
     instance per name and process: its noise model is built on first use (seconds to a
@@ -105,7 +105,7 @@ class QiskitQAOASampler(QAOASampler):
         if sum(x is not None for x in (ibm_backend, fake_backend, backend)) > 1:
             raise BackendError("give one of ibm_backend, fake_backend and backend")
         if backend is None and fake_backend is not None:
-            backend = globals()["fake_backend"](fake_backend)
+            backend = fake_ibm_device(fake_backend)
         if backend is None and ibm_backend:
             backend = _ibm_backend(ibm_backend)
         self._backend = backend
