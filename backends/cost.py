@@ -207,7 +207,7 @@ def ibm_cost(options: Mapping[str, Any], prices: Prices) -> CostEstimate:
     jobs, angle_sets = QAOASampler.planned(options)
     seconds = jobs * prices.ibm_job_seconds + angle_sets * shots * prices.ibm_shot_seconds
     detail = f"ibm {options['ibm_backend']}: {jobs} jobs, {angle_sets} x {shots} shots"
-    if o["execution"] == "session" and jobs > 1:
+    if o["execution"] in (None, "session") and jobs > 1:  # iterative work runs in a session
         seconds += (jobs - 1) * prices.ibm_session_idle_seconds
         detail += f", one session ({jobs - 1} idle gaps)"
     return CostEstimate(seconds * prices.ibm_usd_per_qpu_second, seconds, detail, paid=True)

@@ -57,7 +57,7 @@ BUILTIN_SPECS += [
         description="XY-mixer QAOA (Dicke states, every shot feasible) on Aer, a noisy fake IBM "
         "device (fake_backend=NAME) or IBM hardware in one session per block (ibm_backend=NAME); "
         "mixer='x': standard QAOA on the penalised BQM",
-        capabilities=Capabilities(native_cardinality=True),
+        capabilities=Capabilities(native_cardinality=True, batched=True),
         requires=("qiskit",),
         extra="qiskit",
         credentials=ibm_problem,
@@ -72,7 +72,7 @@ BUILTIN_SPECS += [
         description="XY-mixer QAOA (Dicke states) on Braket's LocalSimulator, with a published "
         "device's gate errors (noise_model=NAME) or on a device (device_arn=ARN); mixer='x': "
         "standard QAOA on the penalised BQM",
-        capabilities=Capabilities(native_cardinality=True),
+        capabilities=Capabilities(native_cardinality=True, batched=True),
         requires=("braket.circuits", "scipy"),
         extra="braket",
         credentials=braket_problem,

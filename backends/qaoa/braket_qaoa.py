@@ -125,7 +125,7 @@ class BraketQAOASampler(QAOASampler):
         return {"depth": int(Circuit().add(gates).depth), "two_qubit_gates": int(two)}
 
     @contextmanager
-    def _runner(self, target: str) -> Iterator[Run]:
+    def _runner(self, target: str, iterative: bool) -> Iterator[Run]:
         device = self._local if target == "local" else self._device
 
         def run(program: Any, points: np.ndarray, shots: int, seed: int | None) -> Runs:

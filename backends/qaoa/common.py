@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,9 +219,28 @@ class QAOASampler(dimod.Sampler):
         """``depth`` and ``two_qubit_gates`` of a compiled program, as it runs."""
 
     @abstractmethod
-    def _runner(self, target: str) -> AbstractContextManager[Run]:
+    def _runner(self, target: str, iterative: bool) -> AbstractContextManager[Run]:
         """A function running ``(program, points (S, 2 reps), shots, seed)`` on ``target``, one
-        batch per call, open for a block's whole optimisation (an IBM session, say)."""
+        batch per call, open for a block's whole optimisation: an IBM session when
+        ``iterative`` (the optimiser's jobs follow one another), a batch otherwise."""
+
+    def _shared(self, iterative: bool) -> AbstractContextManager[None]:
+        """One device context for several blocks (:meth:`sample_batch`); none by default."""
+        return nullcontext()
+
+    def sample_batch(
+        self,
+        bqms: Sequence[dimod.BinaryQuadraticModel],
+        cardinality: Sequence[Sequence[tuple[Sequence[Any], int]] | None] | None = None,
+        initial_states: Sequence[Any] | None = None,
+        **parameters: Any,
+    ) -> list[dimod.SampleSet]:
+        """Independent blocks with the same options, their device jobs in one context: one IBM
+        batch when only final samplings go to the device (``optimize_on="local"``), one session
+        otherwise. ``initial_states`` is accepted and unused (QAOA starts from its ansatz)."""
+        cards = list(cardinality) if cardinality is not None else [None] * len(bqms)
+        with self._shared(iterative=parameters.get("optimize_on", "device") != "local"):
+            return [self.sample(b, cardinality=c, **parameters) for b, c in zip(bqms, cards)]
 
     def sample(
         self,
@@ -299,7 +318,7 @@ class QAOASampler(dimod.Sampler):
         batches: list[int] = []
         gammas, betas = ramp_angles(plan.reps)
         bounds = [(0.0, np.pi)] * plan.reps + [(0.0, np.pi / 2)] * plan.reps
-        with self._runner(trainer) as train:
+        with self._runner(trainer, iterative=True) as train:
 
             def score(points: np.ndarray) -> np.ndarray:
                 batches.append(len(points))
@@ -318,7 +337,7 @@ class QAOASampler(dimod.Sampler):
             if trainer == "device":
                 final = train(programs["device"], x[None], plan.shots, plan.seed)
         if trainer == "local":
-            with self._runner("device") as device:
+            with self._runner("device", iterative=False) as device:
                 final = device(programs["device"], x[None], plan.shots, plan.seed)
         return x, final[0], batches
 

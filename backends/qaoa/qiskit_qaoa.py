@@ -12,10 +12,11 @@ job). Targets:
   Aer with the device's noise model after transpiling to its coupling map and basis gates;
 - ``ibm_backend="ibm_fez"``: the same code on the real device through ``QiskitRuntimeService``.
 
-On a device the whole optimisation of a block runs in one ``Session`` (``execution="session"``,
-the default: the QPU stays reserved between the optimiser's jobs), or in a ``Batch``
-(``execution="batch"``, billed for quantum time only; for independent jobs, e.g. with
-``optimize_on="local"``), or as plain jobs (``execution="job"``).
+On a device the whole optimisation of a block runs in one ``Session``: the QPU stays reserved
+between the optimiser's jobs. Jobs that do not depend on one another (the final samplings of
+blocks trained locally, ``optimize_on="local"``) go in a ``Batch``, billed for quantum time only;
+``sample_batch`` (the registry's ``solve_many``) puts all its blocks in one. ``execution=``
+``"session"``, ``"batch"`` or ``"job"`` (plain jobs) overrides the choice.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -95,10 +96,10 @@ class QiskitQAOASampler(QAOASampler):
         ibm_backend: str | None = None,
         fake_backend: str | None = None,
         backend: Any = None,
-        execution: str = "session",
+        execution: str | None = None,
         optimization_level: int = 1,
     ) -> None:
-        if execution not in EXECUTION_MODES:
+        if execution is not None and execution not in EXECUTION_MODES:
             raise BackendError(
                 f"execution must be one of {', '.join(EXECUTION_MODES)}, got {execution!r}"
             )
@@ -110,6 +111,7 @@ class QiskitQAOASampler(QAOASampler):
             backend = _ibm_backend(ibm_backend)
         self._backend = backend
         self._execution = execution
+        self._mode: Any = None  # the open Session / Batch of sample_batch
         self._level = int(optimization_level)
         self._local_only = backend is None
         if backend is None:
@@ -136,24 +138,52 @@ class QiskitQAOASampler(QAOASampler):
         return {"depth": int(body.depth()), "two_qubit_gates": int(body.num_nonlocal_gates())}
 
     @contextmanager
-    def _runner(self, target: str) -> Iterator[Run]:
+    def _open(self, iterative: bool) -> Iterator[Any]:
+        """Where device jobs go: a ``Session`` (iterative work, or ``execution="session"``), a
+        ``Batch`` (independent jobs, or ``execution="batch"``) or the backend (plain jobs)."""
+        from qiskit_ibm_runtime import Batch, Session
+
+        mode = self._execution or ("session" if iterative else "batch")
+        if mode == "job":
+            yield self._backend
+            return
+        with {"session": Session, "batch": Batch}[mode](backend=self._backend) as context:
+            yield context
+
+    @contextmanager
+    def _shared(self, iterative: bool) -> Iterator[None]:
+        if self._backend is None or self._mode is not None:
+            yield
+            return
+        with self._open(iterative) as mode:
+            self._mode = mode
+            try:
+                yield
+            finally:
+                self._mode = None
+
+    @contextmanager
+    def _runner(self, target: str, iterative: bool) -> Iterator[Run]:
         if target == "local" or self._backend is None:
             yield _run_with(_local_primitive)
-            return
-        from qiskit_ibm_runtime import Batch, SamplerV2, Session
+        elif self._mode is not None:  # inside sample_batch's context
+            yield self._device_run(self._mode)
+        else:
+            with self._open(iterative) as mode:
+                yield self._device_run(mode)
 
-        backend = self._backend
-        context = {"session": Session, "batch": Batch}.get(self._execution)
-        with context(backend=backend) if context else nullcontext() as mode:
+    def _device_run(self, mode: Any) -> Run:
+        """Batches as jobs of the runtime's ``SamplerV2`` in ``mode`` (seeded on fake devices)."""
+        from qiskit_ibm_runtime import SamplerV2
 
-            def primitive(shots: int, seed: int | None) -> Any:
-                sampler = SamplerV2(mode=mode if context else backend)
-                sampler.options.default_shots = shots
-                if seed is not None and not _is_ibm_hardware(backend):
-                    sampler.options.simulator.seed_simulator = seed
-                return sampler
+        def primitive(shots: int, seed: int | None) -> Any:
+            sampler = SamplerV2(mode=mode)
+            sampler.options.default_shots = shots
+            if seed is not None and not _is_ibm_hardware(self._backend):
+                sampler.options.simulator.seed_simulator = seed
+            return sampler
 
-            yield _run_with(primitive)
+        return _run_with(primitive)
 
 
 def _run_with(primitive: Any) -> Run:

@@ -142,27 +142,39 @@ def test_qaoa_options_are_checked_before_any_circuit_runs():
         backend.base_sampler.sample(bqm, cardinality=[([0, 1, 2], 1)], mixer="x")
 
 
-@needs_runtime
-def test_fake_ibm_device_transpiles_and_decodes_inside_one_session(monkeypatch):
-    """Local testing mode: the runtime's SamplerV2 in a Session on a fake device (its coupling
-    map, basis gates and noise model on Aer); nothing leaves the machine."""
+@pytest.fixture
+def runtime_calls(monkeypatch):
+    """Every Session and Batch entered, and the mode of every runtime sampler job."""
     import qiskit_ibm_runtime
 
-    opened, runs = [], []
+    calls = {"session": [], "batch": [], "runs": []}
 
-    class CountingSession(qiskit_ibm_runtime.Session):
-        def __enter__(self):
-            opened.append(self)
-            return super().__enter__()
+    def counting(cls, kind):
+        class Counting(cls):
+            def __enter__(self):
+                calls[kind].append(self)
+                return super().__enter__()
+
+        return Counting
 
     original_run = qiskit_ibm_runtime.SamplerV2.run
 
     def run(self, pubs, *args, **kwargs):
-        runs.append(self._mode)
+        calls["runs"].append(self._mode)
         return original_run(self, pubs, *args, **kwargs)
 
-    monkeypatch.setattr(qiskit_ibm_runtime, "Session", CountingSession)
+    monkeypatch.setattr(
+        qiskit_ibm_runtime, "Session", counting(qiskit_ibm_runtime.Session, "session")
+    )
+    monkeypatch.setattr(qiskit_ibm_runtime, "Batch", counting(qiskit_ibm_runtime.Batch, "batch"))
     monkeypatch.setattr(qiskit_ibm_runtime.SamplerV2, "run", run)
+    return calls
+
+
+@needs_runtime
+def test_fake_ibm_device_transpiles_and_decodes_inside_one_session(runtime_calls):
+    """Local testing mode: the runtime's SamplerV2 in a Session on a fake device (its coupling
+    map, basis gates and noise model on Aer); nothing leaves the machine."""
     block = gram_block(1, 4)
     backend = get_backend("qaoa-qiskit", fake_backend="fake_manila", reps=1, maxiter=4, seed=0)
     sampleset = backend.solve(block)
@@ -170,10 +182,28 @@ def test_fake_ibm_device_transpiles_and_decodes_inside_one_session(monkeypatch):
     assert info["device"] == "fake_manila" and info["trained_on"] == "fake_manila"
     ideal = get_backend("qaoa-qiskit", reps=1, maxiter=1).solve(block).info
     assert info["two_qubit_gates"] > ideal["two_qubit_gates"]  # routed on Manila's line of 5
-    assert len(opened) == 1 and len(runs) == info["training_batches"] + 1
-    assert all(mode is opened[0] for mode in runs)
+    [session] = runtime_calls["session"]
+    assert not runtime_calls["batch"]
+    assert runtime_calls["runs"] == [session] * (info["training_batches"] + 1)
     decision = decide(block, sampleset)
     assert block.is_feasible(decision.x) and 0 < info["feasible_fraction"] <= 1
+
+
+@needs_runtime
+def test_independent_blocks_share_one_batch_and_iterative_ones_one_session(runtime_calls):
+    """solve_many: blocks trained locally send one final job each, all in one Batch; blocks
+    trained on the device run every optimiser job of all blocks in one Session."""
+    blocks = [gram_block(seed, 4) for seed in range(2)]
+    options = {"fake_backend": "fake_manila", "reps": 1, "maxiter": 4, "seed": 0}
+    results = get_backend("qaoa-qiskit", optimize_on="local", **options).solve_many(blocks)
+    [batch] = runtime_calls["batch"]
+    assert runtime_calls["runs"] == [batch, batch] and not runtime_calls["session"]
+    runtime_calls["runs"].clear()
+    results += get_backend("qaoa-qiskit", **options).solve_many(blocks)
+    [session] = runtime_calls["session"]
+    jobs = sum(r.info["training_batches"] + 1 for r in results[2:])
+    assert runtime_calls["runs"] == [session] * jobs
+    assert all(block.is_feasible(decide(block, r).x) for block, r in zip(blocks * 2, results))
 
 
 @needs_runtime
