@@ -219,7 +219,9 @@ def run_plan(plan: list[Run], folder: Path, rows_path: Path) -> list[dict[str, A
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Means per (label, n), in plan order."""
-    order = {run.label: i for i, run in enumerate(PLAN)}
+    order: dict[str, int] = {}
+    for i, run in enumerate(PLAN):
+        order.setdefault(run.label, i)
     groups: dict[tuple[str, int], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["label"], row["n"]), []).append(row)
