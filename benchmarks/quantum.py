@@ -106,7 +106,7 @@ def _plan() -> list[Run]:
         plan.append(
             Run(f"D-Wave mock {topology}", "dwave", {"topology": topology}, (8, 12, 16, 20), 2)
         )
-    for solver in ("neal", "tabu", "steepest-descent", "gpu-anneal"):
+    for solver in ("exact", "neal", "tabu", "steepest-descent", "gpu-anneal"):
         plan.append(Run(solver, solver, {}, (8, 12, 16, 20), 2))
     return plan
 
