@@ -300,16 +300,33 @@ class NormalisingComposite(dimod.ComposedSampler):
         return dict(self.child.properties)
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **parameters: Any) -> dimod.SampleSet:
-        scaled = bqm.change_vartype(dimod.BINARY, inplace=False)
-        biases = np.concatenate(
-            [np.abs(list(scaled.linear.values())), np.abs(list(scaled.quadratic.values()))]
-        )
-        scale = float(biases.max()) if biases.size else 0.0
-        if scale > 0:
-            scaled.scale(1.0 / scale)
-        result = self.child.sample(scaled, **parameters)
-        if not isinstance(result, dimod.SampleSet) or result.vartype not in _BINARY_TYPES:
-            return result
-        result = result.change_vartype(bqm.vartype)
-        energies = bqm.energies((result.record.sample, result.variables))
-        return _with_energies(result, energies, result.info)
+        return _unscaled(bqm, self.child.sample(_scaled(bqm), **parameters))
+
+    def sample_batch(
+        self, bqms: Sequence[dimod.BinaryQuadraticModel], **parameters: Any
+    ) -> list[dimod.SampleSet]:
+        """Many BQMs in one ``sample_batch`` call of the child, each scaled as by ``sample``."""
+        results = self.child.sample_batch([_scaled(b) for b in bqms], **parameters)
+        return [_unscaled(b, r) for b, r in zip(bqms, results)]
+
+
+def _scaled(bqm: dimod.BinaryQuadraticModel) -> dimod.BinaryQuadraticModel:
+    """``bqm`` in BINARY form with its largest bias 1."""
+    scaled = bqm.change_vartype(dimod.BINARY, inplace=False)
+    biases = np.concatenate(
+        [np.abs(list(scaled.linear.values())), np.abs(list(scaled.quadratic.values()))]
+    )
+    scale = float(biases.max()) if biases.size else 0.0
+    if scale > 0:
+        scaled.scale(1.0 / scale)
+    return scaled
+
+
+def _unscaled(bqm: dimod.BinaryQuadraticModel, result: dimod.SampleSet) -> dimod.SampleSet:
+    """The child's samples in ``bqm``'s vartype with ``bqm``'s own energies (anything else is
+    returned as it came, for the registry's answer checks to name)."""
+    if not isinstance(result, dimod.SampleSet) or result.vartype not in _BINARY_TYPES:
+        return result
+    result = result.change_vartype(bqm.vartype)
+    energies = bqm.energies((result.record.sample, result.variables))
+    return _with_energies(result, energies, result.info)

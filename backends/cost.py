@@ -110,10 +110,13 @@ class Prices:
     dwave_hybrid_usd_per_second: float = 0.56
     dwave_hybrid_bqm_min_seconds: float = 3.0
     dwave_hybrid_cqm_min_seconds: float = 5.0
-    # IBM Quantum pay-as-you-go: QPU seconds per job (overhead) and per shot.
+    # IBM Quantum pay-as-you-go: QPU seconds per job (overhead) and per shot. A session is
+    # billed while it holds the QPU, idle time between jobs included: the round trip (result
+    # back, optimiser step, next job in) is not published; 2 s is an assumption.
     ibm_usd_per_qpu_second: float = 1.60
     ibm_job_seconds: float = 2.0
     ibm_shot_seconds: float = 2.5e-4
+    ibm_session_idle_seconds: float = 2.0
 
 
 DEFAULT_PRICES = Prices()
@@ -175,16 +178,15 @@ def check_budget(estimates: Iterable[CostEstimate], max_cost: float | None) -> C
 
 
 def braket_cost(options: Mapping[str, Any], prices: Prices) -> CostEstimate:
-    """Braket: a fee per task and one per shot (QPUs), or per minute (managed simulators)."""
+    """Braket: a fee per task (one per angle evaluation, one for the final sampling) and one per
+    shot (QPUs), or per minute (managed simulators). The local simulator is free."""
     arn = str(options.get("device_arn") or "")
     if not arn:
         return FREE
-    from qubo_prune.backends.qaoa.braket_qaoa import BraketQAOASampler
+    from qubo_prune.backends.qaoa.common import QAOASampler
 
-    o = {**sample_defaults(BraketQAOASampler), **options}
-    shots, reps = int(o["shots"]), int(o["reps"])
-    trained = int(o["popsize"]) * 2 * reps * (int(o["maxiter"]) + 1)
-    tasks = 1 + (0 if o["optimize_on"] == "local" else trained)
+    shots = int({**sample_defaults(QAOASampler), **options}["shots"])
+    _, tasks = QAOASampler.planned(options)
     device = arn.lower().split("device/", 1)[-1]
     for key, per_minute in prices.braket_simulator_usd_per_minute.items():
         if key in device:
@@ -202,18 +204,22 @@ def braket_cost(options: Mapping[str, Any], prices: Prices) -> CostEstimate:
 
 
 def ibm_cost(options: Mapping[str, Any], prices: Prices) -> CostEstimate:
-    """IBM Quantum: QPU seconds per job (one per optimiser evaluation) and per shot."""
+    """IBM Quantum usage of one block: each job's quantum time (an overhead plus every shot of
+    every angle set in it); in a session (the default) also the idle time between the jobs,
+    since a session is billed for as long as it holds the QPU. Fake devices are free."""
     if not options.get("ibm_backend"):
         return FREE
+    from qubo_prune.backends.qaoa.common import QAOASampler
     from qubo_prune.backends.qaoa.qiskit_qaoa import QiskitQAOASampler
 
-    o = {**sample_defaults(QiskitQAOASampler), **options}
-    maxiter, shots = int(o["maxiter"]), int(o["shots"])
-    spsa = str(o["optimizer"]).lower() == "spsa"
-    # SPSA: 2 evaluations per step plus 50 to calibrate its learning rate; +1 final sampling.
-    jobs = (2 * maxiter + 50 if spsa else maxiter) + 1
-    seconds = jobs * (prices.ibm_job_seconds + shots * prices.ibm_shot_seconds)
-    detail = f"ibm {options['ibm_backend']}: {jobs} jobs x {shots} shots"
+    o = {**sample_defaults(QiskitQAOASampler.__init__), **sample_defaults(QAOASampler), **options}
+    shots = int(o["shots"])
+    jobs, angle_sets = QAOASampler.planned(options)
+    seconds = jobs * prices.ibm_job_seconds + angle_sets * shots * prices.ibm_shot_seconds
+    detail = f"ibm {options['ibm_backend']}: {jobs} jobs, {angle_sets} x {shots} shots"
+    if o["execution"] in (None, "session") and jobs > 1:  # iterative work runs in a session
+        seconds += (jobs - 1) * prices.ibm_session_idle_seconds
+        detail += f", one session ({jobs - 1} idle gaps)"
     return CostEstimate(seconds * prices.ibm_usd_per_qpu_second, seconds, detail, paid=True)
 
 

@@ -2,9 +2,10 @@
 
 - ``dwave``: :class:`DWaveCliqueQPUSampler`, ``DWaveCliqueSampler``'s scaling (per-qubit
   coupling range included) on a child sampler that can be substituted (``qpu_sampler=``, e.g.
-  ``MockDWaveSampler``). A block's variables are all coupled by the cardinality penalty, so a
-  clique embedding is the natural one: minorminer's busclique computes the cliques of a working
-  graph once, caches them on disk and serves every block size from that cache.
+  :func:`mock_qpu`: ``MockDWaveSampler`` on an Advantage or Advantage2 graph). A block's
+  variables are all coupled by the cardinality penalty, so a clique embedding is the natural
+  one: minorminer's busclique computes the cliques of a working graph once and caches them on
+  disk; each (working graph, n) embedding is then kept in memory for every later block.
 - ``leap-hybrid``: ``LeapHybridSampler`` on the penalised BQM, for blocks too large to embed.
 - ``leap-cqm``: :class:`LeapCQMSampler`, the cardinality as native equality constraints; only
   feasible samples come back.
@@ -12,16 +13,46 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import dimod
 import numpy as np
-from dwave.system import DWaveCliqueSampler, LeapHybridSampler
+from dwave.system import DWaveCliqueSampler, FixedEmbeddingComposite, LeapHybridSampler
+from dwave.system.samplers.clique import ScaleComposite, _QubitCouplingComposite
+from minorminer.busclique import find_clique_embedding
 
 from qubo_prune.backends.errors import BackendError, SolveFailed
 from qubo_prune.core.block import cardinality_cqm
 
-__all__ = ["DWaveCliqueQPUSampler", "LeapCQMSampler", "leap_hybrid"]
+__all__ = ["TOPOLOGIES", "DWaveCliqueQPUSampler", "LeapCQMSampler", "leap_hybrid", "mock_qpu"]
+
+# The QPU generations' full graphs: Advantage is Pegasus P16 (5,640 qubits), Advantage2 Zephyr
+# Z(12, 4) (4,800 qubits). A real working graph misses a few qubits and couplers.
+TOPOLOGIES = {
+    "advantage": ("pegasus", [16]),
+    "advantage2": ("zephyr", [12, 4]),
+}
+
+# (working graph digest, n) -> clique embedding {0..n-1: chain}, shared by every sampler.
+_EMBEDDINGS: dict[tuple[str, int], dict[int, tuple[int, ...]]] = {}
+
+
+def mock_qpu(topology: str = "advantage", **kwargs: Any) -> dimod.Sampler:
+    """``MockDWaveSampler`` on the full graph of ``topology`` (``advantage``, ``advantage2``).
+
+    It embeds, scales, chains and unembeds exactly as a QPU is used, but its samples come from
+    a classical sampler (steepest descent from random states; the mock's exact solver for tiny
+    problems is switched off unless ``exact_solver_cutoff`` is given): it measures what
+    embedding costs (chain lengths, chain breaks), not what a QPU would answer.
+    """
+    from dwave.system.testing import MockDWaveSampler
+
+    if topology not in TOPOLOGIES:
+        raise BackendError(f"unknown D-Wave topology {topology!r}; known: {', '.join(TOPOLOGIES)}")
+    kind, shape = TOPOLOGIES[topology]
+    kwargs.setdefault("exact_solver_cutoff", 0)
+    return MockDWaveSampler(topology_type=kind, topology_shape=shape, **kwargs)
 
 
 def _config(solver: str | None, profile: str | None) -> dict[str, Any]:
@@ -30,11 +61,12 @@ def _config(solver: str | None, profile: str | None) -> dict[str, Any]:
 
 
 class DWaveCliqueQPUSampler(DWaveCliqueSampler):
-    """Clique-embedded QPU sampling; records chain breaks and keeps the QPU timing.
+    """Clique-embedded QPU sampling; records chains and chain breaks, keeps the QPU timing.
 
     ``sampleset.info`` holds ``timing`` (the QPU's, microseconds), ``embedding_context`` (the
-    embedding and chain strength used) and ``chain_break_fraction`` (mean over the reads of the
-    fraction of chains broken; each sample also carries its own in the record).
+    embedding and chain strength used), ``chain_break_fraction`` (mean over the reads of the
+    fraction of chains broken; each sample also carries its own in the record) and
+    ``chain_length`` (longest and mean chain, in qubits).
     """
 
     def __init__(
@@ -52,6 +84,23 @@ class DWaveCliqueQPUSampler(DWaveCliqueSampler):
     @property
     def parameters(self) -> dict[str, Any]:
         return {**super().parameters, "chain_strength": []}
+
+    @property
+    def graph_key(self) -> str:
+        """A digest of the working graph (qubits and couplers), which keys the embedding cache."""
+        if not hasattr(self, "_graph_key"):
+            graph = (sorted(self.child.nodelist), sorted(map(sorted, self.child.edgelist)))
+            self._graph_key = hashlib.sha256(repr(graph).encode()).hexdigest()
+        return self._graph_key
+
+    def clique_embedding(self, n: int) -> dict[int, tuple[int, ...]]:
+        """The clique embedding of ``n`` variables on this working graph, found once per
+        (graph, n) in a process (busclique's disk cache serves the first look-up)."""
+        key = (self.graph_key, n)
+        if key not in _EMBEDDINGS:
+            found = find_clique_embedding(n, self.target_graph, use_cache=True)
+            _EMBEDDINGS[key] = {v: tuple(chain) for v, chain in found.items()}
+        return _EMBEDDINGS[key]
 
     @property
     def largest_clique_size(self) -> int:
@@ -79,14 +128,33 @@ class DWaveCliqueQPUSampler(DWaveCliqueSampler):
                 f"a block of {bqm.num_variables} variables does not embed in this QPU's working "
                 f"graph, whose largest clique has {limit}; use --block-size {limit} or leap-hybrid"
             )
-        sampleset = super().sample(
-            bqm, chain_strength=chain_strength, num_reads=num_reads, return_embedding=True, **kwargs
+        chains = self.clique_embedding(bqm.num_variables)
+        embedding = dict(zip(bqm.variables, chains.values()))
+        # DWaveCliqueSampler.sample with a cached embedding: scale to the QPU's ranges (per-qubit
+        # coupling range included) in Ising form, embed, sample, unembed.
+        spin = bqm.change_vartype(dimod.SPIN, inplace=False)
+        qpu = _QubitCouplingComposite(
+            self.child, linear_range=self.qpu_linear_range, quadratic_range=self.qpu_quadratic_range
         )
+        if "auto_scale" in self.child.parameters:
+            kwargs["auto_scale"] = False
+        sampleset = FixedEmbeddingComposite(ScaleComposite(qpu), embedding).sample(
+            spin,
+            bias_range=self.qpu_linear_range,
+            quadratic_range=self.qpu_quadratic_range,
+            chain_strength=chain_strength,
+            num_reads=num_reads,
+            return_embedding=True,
+            **kwargs,
+        )
+        sampleset = sampleset.change_vartype(bqm.vartype)
         sampleset.resolve()
         record = sampleset.record
         if len(record) and "chain_break_fraction" in record.dtype.names:
             broken = np.average(record.chain_break_fraction, weights=record.num_occurrences)
             sampleset.info["chain_break_fraction"] = float(broken)
+        lengths = [len(chain) for chain in chains.values()]
+        sampleset.info["chain_length"] = {"max": max(lengths), "mean": float(np.mean(lengths))}
         return sampleset
 
 

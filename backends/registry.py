@@ -80,13 +80,14 @@ class BackendSpec:
     returns ``None`` when usable or a message naming what to set (never the secret itself),
     ``limit`` the block-size limit they imply (``None``: ``capabilities.max_variables``) and
     ``cost`` the :class:`~qubo_prune.backends.cost.CostEstimate` of one block solve (free when
-    absent). ``normalise`` scales each BQM to a largest bias of 1 before the sampler sees it.
-    ``solve_timeout`` is the default upper cap, in seconds, on one solve (option
-    ``solve_timeout``); ``hardware`` the options that select the real device, for the status of
-    a backend that runs locally by default. ``defaults`` are the options a user gets without
-    giving any, measured on real blocks (docs/benchmarks.md); given options override them.
-    ``budget`` names the option that sets how much work a solve does (sweeps, restarts,
-    reads), which ``compare`` scales for its quality-vs-time ladder.
+    absent), ``native`` whether the sampler keeps the cardinality itself with these options
+    (``capabilities.native_cardinality`` when absent). ``normalise`` scales each BQM to a
+    largest bias of 1 before the sampler sees it. ``solve_timeout`` is the default upper cap, in
+    seconds, on one solve (option ``solve_timeout``); ``hardware`` the options that select the
+    real device, for the status of a backend that runs locally by default. ``defaults`` are the
+    options a user gets without giving any, measured on real blocks (docs/benchmarks.md); given
+    options override them. ``budget`` names the option that sets how much work a solve does
+    (sweeps, restarts, reads), which ``compare`` scales for its quality-vs-time ladder.
     """
 
     name: str
@@ -98,6 +99,7 @@ class BackendSpec:
     credentials: Callable[[Mapping[str, Any]], str | None] | None = None
     limit: Callable[[Mapping[str, Any]], int | None] | None = None
     cost: Callable[[Mapping[str, Any], Prices], CostEstimate] | None = None
+    native: Callable[[Mapping[str, Any]], bool] | None = None
     normalise: bool = False
     solve_timeout: float = 600.0
     hardware: Mapping[str, Any] | None = None
@@ -151,6 +153,13 @@ class BackendSpec:
             raise BackendError(
                 f"solver {self.name!r}: its factory {self.factory!r} cannot be loaded ({err})"
             ) from None
+
+    def keeps_cardinality(self, options: Mapping[str, Any] | None = None) -> bool:
+        """Whether, with these options, the sampler gets the bare objective and the groups
+        (native) rather than the penalised BQM."""
+        if self.native is not None:
+            return bool(self.native(dict(options or {})))
+        return self.capabilities.native_cardinality
 
     def max_variables(self, options: Mapping[str, Any] | None = None) -> int | None:
         """The largest block these options allow, known before anything is built."""
@@ -349,7 +358,7 @@ class Backend:
         """Whether a block batch goes to the sampler as tensors (``sample_tensors``), no BQMs:
         only for a sampler that keeps the cardinality itself and needs no normalising."""
         return (
-            self.capabilities.native_cardinality
+            self.spec.keeps_cardinality(self.options)
             and not self.spec.normalise
             and callable(getattr(self.base_sampler, "sample_tensors", None))
         )
@@ -424,7 +433,7 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     spec = get_spec(name)
     options = spec.options(options)
     declared = SignatureOptions(spec.factory_callable())
-    native = spec.capabilities.native_cardinality
+    native = spec.keeps_cardinality(options)
     for key, value in options.items():
         if key in REGISTRY_OPTIONS:
             check_value(key, value, REGISTRY_OPTIONS[key], name)
@@ -469,7 +478,7 @@ def get_backend(name: str, **options: Any) -> Backend:
         raise BackendError(_failure(name, err)) from None
     if spec.normalise:
         sampler = NormalisingComposite(sampler)
-    sampler = CardinalityComposite(sampler, native=spec.capabilities.native_cardinality)
+    sampler = CardinalityComposite(sampler, native=spec.keeps_cardinality(options))
     accepted = set(sampler.parameters) | set(REGISTRY_OPTIONS) | built
     unknown = [k for k in options if k not in accepted]
     if unknown:

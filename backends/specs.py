@@ -17,6 +17,7 @@ from qubo_prune.backends.cost import (
 )
 from qubo_prune.backends.credentials import braket_problem, dwave_problem, ibm_problem
 from qubo_prune.backends.limits import QPU_CLIQUE_BOUND, braket_limit, qaoa_qiskit_limit
+from qubo_prune.backends.qaoa.ansatz import keeps_cardinality
 from qubo_prune.backends.registry import BackendSpec, Capabilities
 
 BUILTIN_SPECS: list[BackendSpec] = [
@@ -62,13 +63,16 @@ BUILTIN_SPECS += [
     BackendSpec(
         name="qaoa-qiskit",
         factory="qubo_prune.backends.qaoa.qiskit_qaoa:QiskitQAOASampler",
-        description="QAOA (qiskit-optimization) on Aer / a statevector sampler, or IBM hardware "
-        "with ibm_backend=NAME; penalised BQM",
-        requires=("qiskit", "qiskit_optimization"),
+        description="XY-mixer QAOA (Dicke states, every shot feasible) on Aer, a noisy fake IBM "
+        "device (fake_backend=NAME) or IBM hardware in one session per block (ibm_backend=NAME); "
+        "mixer='x': standard QAOA on the penalised BQM",
+        capabilities=Capabilities(native_cardinality=True, batched=True),
+        requires=("qiskit",),
         extra="qiskit",
         credentials=ibm_problem,
         limit=qaoa_qiskit_limit,
         cost=ibm_cost,
+        native=keeps_cardinality,
         normalise=True,
         budget="maxiter",
         solve_timeout=4 * 3600.0,  # IBM queues can hold a job for hours
@@ -77,13 +81,16 @@ BUILTIN_SPECS += [
     BackendSpec(
         name="braket",
         factory="qubo_prune.backends.qaoa.braket_qaoa:BraketQAOASampler",
-        description="QAOA circuit on Amazon Braket's LocalSimulator, or a gate-model device with "
-        "device_arn=ARN; penalised BQM",
+        description="XY-mixer QAOA (Dicke states) on Braket's LocalSimulator, with a published "
+        "device's gate errors (noise_model=NAME) or on a device (device_arn=ARN); mixer='x': "
+        "standard QAOA on the penalised BQM",
+        capabilities=Capabilities(native_cardinality=True, batched=True),
         requires=("braket.circuits", "scipy"),
         extra="braket",
         credentials=braket_problem,
         limit=braket_limit,
         cost=braket_cost,
+        native=keeps_cardinality,
         normalise=True,
         budget="maxiter",
         solve_timeout=4 * 3600.0,  # device queues; each batch has its own `timeout` too

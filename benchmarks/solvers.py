@@ -15,12 +15,8 @@ more than ``--rung-budget`` seconds, so the default synthetic run stays within m
 
     python benchmarks/solvers.py --synthetic
     python benchmarks/solvers.py runs/blocks/*.npz --out benchmarks/results/recorded.json
-    python benchmarks/solvers.py --qaoa          # QAOA (qiskit, braket) against exact, n = 8..16
 
-With ``--qaoa``, real blocks of n = 8, 12 and 16 weights are recorded from an iCBS run on the
-garment classifier and solved by the QAOA backends on their local simulators; the report gives
-the gap of the best decoded answer to the exact optimum and the probability of the optimum
-among the shots.
+The quantum backends have their own benchmark, ``benchmarks/quantum.py`` (docs/quantum.md).
 """
 
 from __future__ import annotations
@@ -229,81 +225,6 @@ def print_table(sizes: list[dict[str, Any]], batch: dict[str, Any] | None, targe
             print(f"  neal / gpu-anneal wall time: {batch['neal_over_gpu_time']:.1f}x")
 
 
-def bench_qaoa(sizes: list[int], per_size: int, solvers: list[str], seed: int) -> list[dict]:
-    """Gap to the exact optimum and probability of the optimum in the shots, per block."""
-    import tempfile
-
-    from qubo_prune.apps.compare import record_garment_blocks
-    from qubo_prune.core.decode import sample_matrix
-
-    exact = get_backend("exact")
-    options = {"qaoa-qiskit": {"seed": seed}, "braket": {}}
-    rows = []
-    for n in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            blocks = record_garment_blocks(Path(tmp) / "b.npz", n, per_size, seed=seed)
-        for i, block in enumerate(blocks):
-            optimum = exact.solve(block).first
-            x_opt = np.array([optimum.sample[v] for v in range(n)], dtype=np.int8)
-            e_opt = block.energy(x_opt)
-            for name in solvers:
-                backend = get_backend(name, **options.get(name, {}))
-                t0 = time.perf_counter()
-                ss = backend.solve(block)
-                seconds = time.perf_counter() - t0
-                X = sample_matrix(ss, n)
-                counts = ss.record.num_occurrences
-                hit = (X == x_opt).all(axis=1)
-                d = decide(block, ss)
-                rows.append(
-                    {
-                        "solver": name,
-                        "n": n,
-                        "block": i,
-                        "seconds": seconds,
-                        "gap": energy_gap(d.candidate_energy, e_opt),
-                        "p_optimum": float(counts[hit].sum() / counts.sum()),
-                        "p_feasible": float(counts[block.is_feasible(X)].sum() / counts.sum()),
-                    }
-                )
-                print(
-                    f"  {name:12} n={n:2} block {i}: gap {rows[-1]['gap']:.3%} "
-                    f"P(opt) {rows[-1]['p_optimum']:.3f} P(feasible) "
-                    f"{rows[-1]['p_feasible']:.3f} {seconds:.1f}s",
-                    flush=True,
-                )
-    return rows
-
-
-def qaoa_main(args: argparse.Namespace) -> int:
-    """The ``--qaoa`` run: QAOA backends against exact on recorded garment blocks."""
-    rows = bench_qaoa(args.qaoa_sizes, args.per_size, args.qaoa_solvers, args.seed)
-    print(f"\n{'solver':12} {'n':>3} {'mean gap':>9} {'mean P(opt)':>12} {'mean s':>7}")
-    summary = []
-    for name in args.qaoa_solvers:
-        for n in args.qaoa_sizes:
-            rs = [r for r in rows if r["solver"] == name and r["n"] == n]
-            summary.append(
-                {
-                    "solver": name,
-                    "n": n,
-                    "mean_gap": float(np.mean([r["gap"] for r in rs])),
-                    "mean_p_optimum": float(np.mean([r["p_optimum"] for r in rs])),
-                    "mean_seconds": float(np.mean([r["seconds"] for r in rs])),
-                }
-            )
-            s_ = summary[-1]
-            print(
-                f"{name:12} {n:>3} {s_['mean_gap']:>9.2%} {s_['mean_p_optimum']:>12.4f} "
-                f"{s_['mean_seconds']:>7.1f}"
-            )
-    out = args.out.with_name("qaoa.json") if args.out.name == "solvers.json" else args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
-    print(f"wrote {out}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("blocks", nargs="*", type=Path, help=".npz files written by save_blocks")
@@ -344,15 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads of gpu-anneal on CPU (its default: 1)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--qaoa", action="store_true", help="QAOA backends against exact, n=8..16")
-    p.add_argument("--qaoa-sizes", type=int, nargs="+", default=[8, 12, 16])
-    p.add_argument("--qaoa-solvers", nargs="+", default=["qaoa-qiskit", "braket"])
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/solvers.json"))
     args = p.parse_args(argv)
-    if args.qaoa:
-        return qaoa_main(args)
     if not args.synthetic and not args.blocks:
-        p.error("give .npz files of recorded blocks, --synthetic or --qaoa")
+        p.error("give .npz files of recorded blocks or --synthetic")
 
     rng = np.random.default_rng(args.seed)
     by_size: dict[int, list[Block]] = defaultdict(list)

@@ -1,13 +1,15 @@
-"""QAOA with Amazon Braket: a parametric circuit, angles optimised by scipy, shots as a SampleSet.
+"""QAOA with Amazon Braket: the shared ansatz as a parametric circuit on a Braket device.
 
-The circuit is built once per block from the Ising form of the penalised BQM (normalised by
-the registry's composite), with
-its angles as ``FreeParameter``s, so every evaluation only binds ``inputs``. The optimiser is
-scipy's differential evolution in vectorised mode: each generation is one ``run_batch`` of
-tasks, which a QPU queues and runs together instead of one round trip per evaluation. The
-final circuit at the best angles is sampled once more and its shots are returned (feasible or
-not: the decoder repairs). ``optimize_on="local"`` trains the angles on the free local
-simulator and sends only that final task to the device.
+The circuit is built once per block from :mod:`~qubo_prune.backends.qaoa.ansatz`'s gate list
+(``h``, ``x``, ``rx``, ``ry``, ``rz``, ``cnot``: gates every gate-model device takes), its angles
+as ``FreeParameter``s, so every evaluation only binds ``inputs``; a batch of angle sets is one
+``run_batch`` of tasks. Devices:
+
+- the local state-vector simulator (default, noiseless);
+- ``noise_model="ionq-forte"``: the local density-matrix simulator (``braket_dm``) with the
+  gate errors a named device published (:mod:`~qubo_prune.backends.qaoa.device_noise`);
+- ``device_arn=ARN``: a QPU or managed simulator; ``optimize_on="local"`` trains the angles on
+  the free local simulator and sends only the final task.
 
 Tasks that fail, are cancelled or outlive ``timeout`` raise :class:`BraketTaskError` (the
 unfinished ones are cancelled first, so nothing keeps running or billing).
@@ -15,53 +17,53 @@ unfinished ones are cancelled first, so nothing keeps running or billing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import dimod
 import numpy as np
 from braket.devices import LocalSimulator
 
 from qubo_prune.backends.credentials import arn_region
 from qubo_prune.backends.errors import BackendError, SolveFailed
 from qubo_prune.backends.limits import MAX_SIMULATED_QUBITS
-from qubo_prune.backends.qaoa.common import (
-    QAOASampler,
-    check_qubits,
-    ramp_angles,
-    shots_to_sampleset,
-    z_ising,
-)
+from qubo_prune.backends.qaoa.ansatz import Gate, parameter_names
+from qubo_prune.backends.qaoa.common import QAOASampler, Run, Runs
 
-__all__ = ["BraketQAOASampler", "BraketTaskError", "qaoa_circuit"]
+__all__ = ["BraketQAOASampler", "BraketTaskError", "to_circuit"]
 
 _TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+_NAMES = {"x": "x", "h": "h", "rx": "rx", "ry": "ry", "rz": "rz", "cx": "cnot"}
 
 
 class BraketTaskError(SolveFailed):
     """A Braket task failed, was cancelled or timed out; the block should stay unchanged."""
 
 
-def qaoa_circuit(h: np.ndarray, couplings: Sequence[tuple[int, int, float]], reps: int) -> Any:
-    """``reps`` QAOA layers for ``sum h_i Z_i + sum J_ij Z_i Z_j`` with angles ``gamma_l``,
-    ``beta_l`` as free parameters; only gates every gate-model device takes (h, cnot, rz, rx)."""
+def to_circuit(gates: list[Gate], n: int) -> Any:
+    """The gate list as a ``braket.circuits.Circuit`` on qubits ``0..n-1`` (every one measured:
+    an idle qubit gets an identity so that it still appears), angles as ``FreeParameter``s."""
     from braket.circuits import Circuit, FreeParameter
 
-    n = len(h)
-    circuit = Circuit().h(range(n))
-    for layer in range(reps):
-        gamma, beta = FreeParameter(f"gamma_{layer}"), FreeParameter(f"beta_{layer}")
-        for i in np.flatnonzero(h):
-            circuit.rz(int(i), 2 * float(h[i]) * gamma)  # exp(-i gamma h Z)
-        for i, j, J in couplings:
-            circuit.cnot(i, j).rz(j, 2 * J * gamma).cnot(i, j)  # exp(-i gamma J Z_i Z_j)
-        for i in range(n):
-            circuit.rx(i, 2 * beta)  # exp(-i beta X)
+    params: dict[str, Any] = {}
+    circuit = Circuit()
+    for g in gates:
+        add = getattr(circuit, _NAMES[g.name])
+        if g.name in ("x", "h", "cx"):
+            add(*g.qubits)
+            continue
+        angle = g.angle
+        if g.param is not None:
+            angle = g.angle * params.setdefault(g.param, FreeParameter(g.param))
+        add(*g.qubits, angle)
+    for q in sorted(set(range(n)) - set(circuit.qubits)):
+        circuit.i(q)
     return circuit
 
 
 class BraketQAOASampler(QAOASampler):
-    """QAOA on ``braket.devices.LocalSimulator`` or, with ``device_arn``, an ``AwsDevice``.
+    """QAOA on ``braket.devices.LocalSimulator`` (noiseless, or with ``noise_model``) or, with
+    ``device_arn``, an ``AwsDevice``.
 
     ``aws_profile`` picks a profile of the AWS config (``AWS_PROFILE`` or the default
     otherwise); ``s3_folder=(bucket, prefix)`` says where a device writes results (Braket's
@@ -69,25 +71,27 @@ class BraketQAOASampler(QAOASampler):
     ``device`` takes an already built device instead (an ``AwsDevice``, a test double).
     """
 
-    parameters = {
-        "reps": [],
-        "shots": [],
-        "popsize": [],
-        "maxiter": [],
-        "seed": [],
-        "cvar_alpha": [],
-        "optimize_on": [],
-    }
-
     def __init__(
         self,
         device_arn: str | None = None,
+        noise_model: str | None = None,
         s3_folder: tuple[str, str] | None = None,
         timeout: float = 3600.0,
         device: Any = None,
         aws_profile: str | None = None,
     ) -> None:
         self._local = LocalSimulator()
+        self._noise = None
+        if noise_model is not None:
+            if device is not None or device_arn:
+                raise BackendError("noise_model simulates a device locally; give no device_arn")
+            from qubo_prune.backends.qaoa.device_noise import braket_noise_model
+
+            try:
+                self._noise = braket_noise_model(noise_model)
+            except ValueError as err:
+                raise BackendError(str(err)) from None
+            device = LocalSimulator("braket_dm")
         if device is None and device_arn:
             import boto3
             from braket.aws import AwsDevice, AwsSession
@@ -98,87 +102,41 @@ class BraketQAOASampler(QAOASampler):
             session = AwsSession(boto) if aws_profile or region else None
             device = AwsDevice(device_arn, aws_session=session)
         self._device = device if device is not None else self._local
+        self._local_only = self._device is self._local
+        max_qubits = int(self._device.properties.paradigm.qubitCount)
         if isinstance(self._device, LocalSimulator):
-            max_qubits = MAX_SIMULATED_QUBITS
-        else:
-            max_qubits = int(self._device.properties.paradigm.qubitCount)
+            max_qubits = min(max_qubits, MAX_SIMULATED_QUBITS)
         self._s3_folder = tuple(s3_folder) if s3_folder else None
         self._timeout = float(timeout)
         name = device_arn or getattr(self._device, "arn", None) or type(self._device).__name__
+        if noise_model is not None:
+            name = f"braket_dm with {noise_model} noise"
         self._set_device(name, max_qubits)
 
-    def sample(
-        self,
-        bqm: dimod.BinaryQuadraticModel,
-        reps: int = 1,
-        shots: int = 512,
-        popsize: int = 4,
-        maxiter: int = 5,
-        seed: int | None = None,
-        cvar_alpha: float | None = None,
-        optimize_on: str = "device",
-        **kwargs: Any,
-    ) -> dimod.SampleSet:
-        """Optimise the ``2 reps`` angles (``popsize * 2 reps`` tasks per generation, at most
-        ``maxiter + 1`` generations), then sample the best circuit with ``shots`` shots.
+    def _program(self, gates: list[Gate], n: int, target: str) -> Any:
+        circuit = to_circuit(gates, n)
+        if target == "device" and self._noise is not None:
+            return self._noise.apply(circuit)
+        return circuit
 
-        ``cvar_alpha`` in (0, 1] scores a circuit by the mean of its best ``alpha`` fraction of
-        shots (CVaR) instead of the mean energy.
-        """
-        self.remove_unknown_kwargs(**kwargs)
-        from scipy.optimize import differential_evolution
+    def _stats(self, program: Any) -> dict[str, int]:
+        """Depth and CNOT count of the noiseless circuit (noise channels are not gates)."""
+        from braket.circuits import Circuit
+        from braket.circuits import Gate as BraketGate
 
-        if optimize_on not in ("device", "local"):
-            raise BackendError(f"optimize_on must be 'device' or 'local', got {optimize_on!r}")
-        alpha = 1.0 if cvar_alpha is None else float(cvar_alpha)
-        if not 0 < alpha <= 1:
-            raise BackendError(f"cvar_alpha must be in (0, 1], got {cvar_alpha}")
-        variables = list(bqm.variables)
-        n = len(variables)
-        check_qubits(n, self.properties["max_qubits"], self.properties["device"])
-        if n == 0:
-            return shots_to_sampleset(np.zeros((1, 0)), [shots], variables, bqm)
+        gates = [i for i in program.instructions if isinstance(i.operator, BraketGate)]
+        two = sum(len(i.target) == 2 for i in gates)
+        return {"depth": int(Circuit().add(gates).depth), "two_qubit_gates": int(two)}
 
-        scaled = bqm.change_vartype(dimod.BINARY, inplace=False)
-        circuit = qaoa_circuit(*z_ising(bqm, variables), reps)
-        trainer = self._local if optimize_on == "local" else self._device
-        tasks = []
+    @contextmanager
+    def _runner(self, target: str, iterative: bool) -> Iterator[Run]:
+        device = self._local if target == "local" else self._device
 
-        def scores(points: np.ndarray) -> np.ndarray:
-            """Vectorised objective: one batch for the columns of ``points`` (2 reps, S)."""
-            tasks.append(points.shape[1])
-            runs = self._run(trainer, circuit, [_inputs(p, reps) for p in points.T], shots, n)
-            return np.array([_cvar(scaled.energies((X, variables)), c, alpha) for X, c in runs])
+        def run(program: Any, points: np.ndarray, shots: int, seed: int | None) -> Runs:
+            n = program.qubit_count
+            return self._run(device, program, [_inputs(p, program) for p in points], shots, n)
 
-        gammas, betas = ramp_angles(reps)
-        bounds = [(0.0, np.pi)] * reps + [(0.0, np.pi / 2)] * reps
-        try:
-            found = differential_evolution(
-                scores,
-                bounds,
-                maxiter=maxiter,
-                popsize=popsize,
-                rng=seed,
-                polish=False,
-                vectorized=True,
-                updating="deferred",
-                x0=np.concatenate([gammas, betas]),
-            )
-        except RuntimeError as err:  # scipy wraps a ValueError of the objective in RuntimeError
-            if isinstance(err.__cause__, BraketTaskError):
-                raise err.__cause__ from None
-            raise
-        [(bits, counts)] = self._run(self._device, circuit, [_inputs(found.x, reps)], shots, n)
-        info = {
-            "device": self.properties["device"],
-            "shots": shots,
-            "reps": reps,
-            "optimal_point": found.x.tolist(),
-            "training_tasks": sum(tasks),
-            "training_batches": len(tasks),
-            "trained_on": "LocalSimulator" if trainer is self._local else self.properties["device"],
-        }
-        return shots_to_sampleset(bits, counts, variables, bqm, info)
+        yield run
 
     def _run(
         self, device: Any, circuit: Any, inputs: list[dict[str, float]], shots: int, n: int
@@ -201,9 +159,11 @@ class BraketQAOASampler(QAOASampler):
         return [_counts(r, n) for r in results]
 
 
-def _inputs(point: np.ndarray, reps: int) -> dict[str, float]:
-    names = [f"gamma_{i}" for i in range(reps)] + [f"beta_{i}" for i in range(reps)]
-    return dict(zip(names, map(float, point)))
+def _inputs(point: np.ndarray, program: Any) -> dict[str, float]:
+    """The angle vector as inputs for the parameters the circuit has (an empty objective has
+    no gamma, for instance)."""
+    values = dict(zip(parameter_names(len(point) // 2), map(float, point)))
+    return {p.name: values[p.name] for p in program.parameters}
 
 
 def _counts(result: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +174,6 @@ def _counts(result: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     bits = np.zeros((len(strings), n), dtype=np.int8)
     bits[:, qubits] = measured
     return bits, np.array(counts)
-
-
-def _cvar(energies: np.ndarray, counts: np.ndarray, alpha: float) -> float:
-    """Mean energy of the lowest ``alpha`` fraction of the shots."""
-    order = np.argsort(energies)
-    e, c = energies[order], counts[order].astype(float)
-    keep = alpha * c.sum()
-    taken = np.minimum(c, np.maximum(0.0, keep - (np.cumsum(c) - c)))
-    return float(e @ taken / taken.sum())
 
 
 def _failure(batch: Any) -> BraketTaskError:

@@ -239,7 +239,7 @@ def cmd_solvers(args: argparse.Namespace) -> int:
         limit = spec.max_variables(options)
         kind = (
             "native"
-            if spec.capabilities.native_cardinality
+            if spec.keeps_cardinality(options)
             else f"penalty {options.get('penalty', 'auto')}"
         )
         defaults = " ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "-"

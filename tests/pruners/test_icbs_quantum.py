@@ -22,7 +22,7 @@ from tests.helpers import NAMES, check_density, fail_on_solve, tiny_data, tiny_m
     ],
 )
 def test_icbs_run_on_quantum_simulators_completes(solver, opts):
-    pytest.importorskip("qiskit_optimization" if solver == "qaoa-qiskit" else "braket.devices")
+    pytest.importorskip("qiskit" if solver == "qaoa-qiskit" else "braket.devices")
     model = tiny_mlp()
     X, y = tiny_data()
     pruner = ICBSPruner(
