@@ -341,11 +341,12 @@ class Backend:
             return [self.solve(b) for b in blocks]
         params = [self._params(b) for b in blocks]
         shared = {k: v for k, v in params[0].items() if k != "initial_states"}
+        if self.options.get(WARM_START):  # only a sampler that takes initial states gets them
+            shared["initial_states"] = [p["initial_states"] for p in params]
         results = self._call(
             lambda: self.sampler.sample_batch(
                 [b.to_bqm(penalty=0.0) for b in blocks],
                 cardinality=[b.cardinality() for b in blocks],
-                initial_states=[p.get("initial_states") for p in params],
                 **shared,
             )
         )

@@ -124,13 +124,15 @@ def main() -> int:
     p.add_argument("blocks", nargs="+", type=Path, help=".npz files of benchmarks/record_blocks.py")
     p.add_argument("--per-file", type=int, default=8, help="blocks taken from each file")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "defaults.json")
+    p.add_argument("--solvers", default=None, help="comma-separated: only these solvers' settings")
     args = p.parse_args()
+    chosen = [s for s in SETTINGS if args.solvers is None or s[0] in args.solvers.split(",")]
     torch.set_num_threads(1)
     blocks = load(args.blocks, args.per_file)
     judged = [b for b in blocks if b[1].n <= 1024]  # the targets' range; larger ones: time only
     larger = [b for b in blocks if b[1].n > 1024]
     runs = {}
-    for solver, label, extra in SETTINGS:
+    for solver, label, extra in chosen:
         print(f"{solver} {label} ...", flush=True)
         runs[(solver, label, json.dumps(extra))] = run(solver, extra, judged)
     reference = [run(s, o, judged) for s, o in REFERENCE]

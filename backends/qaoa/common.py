@@ -232,12 +232,11 @@ class QAOASampler(dimod.Sampler):
         self,
         bqms: Sequence[dimod.BinaryQuadraticModel],
         cardinality: Sequence[Sequence[tuple[Sequence[Any], int]] | None] | None = None,
-        initial_states: Sequence[Any] | None = None,
         **parameters: Any,
     ) -> list[dimod.SampleSet]:
         """Independent blocks with the same options, their device jobs in one context: one IBM
         batch when only final samplings go to the device (``optimize_on="local"``), one session
-        otherwise. ``initial_states`` is accepted and unused (QAOA starts from its ansatz)."""
+        otherwise. No initial states: QAOA starts from its ansatz."""
         cards = list(cardinality) if cardinality is not None else [None] * len(bqms)
         with self._shared(iterative=parameters.get("optimize_on", "device") != "local"):
             return [self.sample(b, cardinality=c, **parameters) for b, c in zip(bqms, cards)]

@@ -113,14 +113,14 @@ def test_a_second_run_on_the_same_out_is_refused(folder, capsys):
 
 KILL_AT_THE_10TH_WEIGHT = """
 import os, signal, sys
-from qubo_prune.llm import pipeline
-real, calls = pipeline.prune_matrix, [0]
+from qubo_prune.pruners import walk
+real, calls = walk.prune_matrix, [0]
 def prune_matrix(*a, **k):
     calls[0] += 1
     if calls[0] == 10:  # decoder layer 1, its third linear
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*a, **k)
-pipeline.prune_matrix = prune_matrix
+walk.prune_matrix = prune_matrix
 from qubo_prune.apps.cli import main
 sys.exit(main(sys.argv[1:]))
 """
