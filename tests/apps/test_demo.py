@@ -94,10 +94,12 @@ def test_an_interrupt_keeps_finished_densities_and_resumes(tmp_path, capsys, mon
 def test_sigint_exits_130_with_one_line_saying_how_to_resume(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     code = (
-        "import signal, os, sys\n"
+        "import signal, os, sys, time\n"
         "from qubo_prune.apps import demo\n"
         "def hit(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    while True:  # the signal arrives asynchronously; wait for it here\n"
+        "        time.sleep(0.01)\n"
         "demo.ICBSPruner.prune = hit\n"
         "from qubo_prune.apps.cli import main\n"
         f"sys.exit(main(['demo', *{TINY!r}, '--densities', '0.1', '--out', {str(tmp_path)!r}]))\n"
