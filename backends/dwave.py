@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import dimod
@@ -112,13 +113,14 @@ class DWaveCliqueQPUSampler(DWaveCliqueSampler):
     def sample(
         self,
         bqm: dimod.BinaryQuadraticModel,
-        chain_strength: float | None = None,
+        chain_strength: float | Callable[..., float] | None = None,
         num_reads: int = 100,
         **kwargs: Any,
     ) -> dimod.SampleSet:
         """Embed, sample ``num_reads`` anneals and unembed (majority vote on broken chains).
 
-        ``chain_strength`` is in the units of ``bqm``; by default uniform torque compensation.
+        ``chain_strength`` is in the units of ``bqm``, or a function of ``(bqm, embedding)`` as
+        dwave-system takes it; by default uniform torque compensation.
         """
         if bqm.num_variables == 0:  # busclique's scaling cannot take an empty problem
             return dimod.SampleSet.from_samples_bqm(([[]], []), bqm)

@@ -10,6 +10,7 @@ at least 1 and numbers finite.
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import math
 import numbers
@@ -47,6 +48,8 @@ def _conforms(value: Any, annotation: Any) -> bool:
         return any(_conforms(value, a) for a in args)
     if origin is typing.Literal:
         return value in args
+    if origin is collections.abc.Callable:
+        return callable(value)
     if annotation is bool:
         return isinstance(value, (bool, np.bool_))
     if annotation is int:

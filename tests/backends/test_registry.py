@@ -111,3 +111,13 @@ def test_penalty_options_reach_the_bqm(monkeypatch):
     assert seen["bqm"].offset == pytest.approx(b.constant + 0.5 * b.penalty_bound() * b.k[0] ** 2)
     spy(get_backend("neal", warm_start=True, num_reads=1)).solve(b)
     assert (seen["kwargs"]["initial_states"][0][0] == b.current).all()
+
+
+def test_dwave_chain_strength_takes_a_number_or_a_function_as_dwave_system_does():
+    pytest.importorskip("dwave.system")
+    from qubo_prune.backends.registry import check_options
+
+    for good in (2.0, lambda bqm, embedding: 1.0, None):
+        check_options("dwave", {"chain_strength": good, "qpu_sampler": None})
+    with pytest.raises(BackendError, match="chain_strength='strong' .a str."):
+        check_options("dwave", {"chain_strength": "strong", "qpu_sampler": None})
