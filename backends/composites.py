@@ -14,7 +14,7 @@ returns energies in the BQM's own units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import dimod
@@ -153,6 +153,12 @@ class CardinalityComposite(dimod.ComposedSampler):
             extra = {} if init is None else {"initial_states": init}
             out.append(self.sample(bqm, cardinality=card, **parameters, **extra))
         return out
+
+
+def most_rounds(options: Mapping[str, Any]) -> int:
+    """How many solves one penalised block may take with these options (for pricing)."""
+    auto = options.get("penalty", "auto") == "auto" and options.get("penalty_scale") is None
+    return AUTO_ROUNDS if auto else 1
 
 
 def safe_multiplier(bound: float) -> float:

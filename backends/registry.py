@@ -17,14 +17,18 @@ import inspect
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal
 
 import dimod
 import numpy as np
 
-from qubo_prune.backends.composites import CardinalityComposite, NormalisingComposite
+from qubo_prune.backends.composites import (
+    CardinalityComposite,
+    NormalisingComposite,
+    most_rounds,
+)
 from qubo_prune.backends.errors import BackendError, SolveFailed, cloud_message
 from qubo_prune.backends.options import OptionError, SignatureOptions, check_value
 from qubo_prune.core.block import Block
@@ -186,12 +190,23 @@ class BackendSpec:
     def estimate(
         self, options: Mapping[str, Any] | None = None, prices: Prices | None = None
     ) -> CostEstimate:
-        """Cost of one block solve with ``options``; a paid backend without a model is refused."""
+        """Cost of one block solve with ``options``; a paid backend without a model is refused.
+        A penalised block under ``penalty="auto"`` is priced at its most tries."""
         from qubo_prune.backends.cost import DEFAULT_PRICES, FREE, BudgetError
 
         if self.cost is not None:
             self.require()
-            return self.cost(self.options(options), prices or DEFAULT_PRICES)
+            options = self.options(options)
+            one = self.cost(options, prices or DEFAULT_PRICES)
+            rounds = 1 if self.keeps_cardinality(options) else most_rounds(options)
+            if rounds == 1:
+                return one
+            return replace(
+                one,
+                usd=one.usd * rounds,
+                qpu_seconds=one.qpu_seconds * rounds,
+                detail=f"{one.detail} x up to {rounds} penalty tries (penalty=auto)",
+            )
         if self.capabilities.paid:
             raise BudgetError(
                 f"no cost model for paid solver {self.name!r}; cannot guard its budget"

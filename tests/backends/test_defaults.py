@@ -67,3 +67,15 @@ def test_default_budgets_give_the_same_answer_under_a_competing_load(solver):
     order = np.lexsort(quiet.record.sample.T)
     again = np.lexsort(busy.record.sample.T)
     np.testing.assert_array_equal(quiet.record.sample[order], busy.record.sample[again])
+
+
+def test_a_penalised_paid_block_is_priced_at_its_most_penalty_tries():
+    pytest.importorskip("dwave.system")
+    from qubo_prune.backends.composites import AUTO_ROUNDS
+    from qubo_prune.backends.cost import estimate_block_cost
+
+    auto = estimate_block_cost("dwave")
+    safe = estimate_block_cost("dwave", {"penalty": "safe"})
+    assert auto.usd == pytest.approx(AUTO_ROUNDS * safe.usd)
+    assert auto.qpu_seconds == pytest.approx(AUTO_ROUNDS * safe.qpu_seconds)
+    assert estimate_block_cost("dwave", {"penalty_scale": 0.1}).usd == pytest.approx(safe.usd)
