@@ -67,7 +67,7 @@ def table(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="", help="comma-separated run names (default: all)")
-    parser.add_argument("--solver", default="neal", help="iCBS solver (default: the CLI's)")
+    parser.add_argument("--solver", default=None, help="iCBS solver (default: the CLI's)")
     parser.add_argument("--solver-opt", action="append", default=[])
     parser.add_argument("--icbs-args", default="", help="extra prune-vision options for iCBS")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-vision"))
@@ -83,7 +83,8 @@ def main() -> int:
         cmd = [sys.executable, "-m", "qubo_prune.apps.cli", "prune-vision", *every[name]]
         cmd += ["--out", str(folder), "--no-progress"]
         if name.startswith("icbs"):
-            cmd += ["--solver", args.solver, *args.icbs_args.split()]
+            cmd += ["--solver", args.solver] if args.solver else []
+            cmd += args.icbs_args.split()
             cmd += [a for opt in args.solver_opt for a in ("--solver-opt", opt)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         report = json.loads((folder / "report.json").read_text())
