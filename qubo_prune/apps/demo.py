@@ -27,6 +27,7 @@ from qubo_prune.apps.garment import (
 )
 from qubo_prune.apps.lock import locked
 from qubo_prune.core.block import load_blocks, save_blocks
+from qubo_prune.core.choices import check_counts
 from qubo_prune.core.masks import MaskState
 from qubo_prune.core.scores import initial_mask, input_norms, score, validate_density
 from qubo_prune.pruners.icbs import ICBSPruner
@@ -56,8 +57,7 @@ class DemoSettings:
         if not densities:
             raise ValueError("give at least one density")
         object.__setattr__(self, "densities", densities)
-        if int(self.hidden) < 1:
-            raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
+        check_counts(("--hidden", self.hidden, 1))
         if int(self.train_subset) < 0:
             raise ValueError(f"--train-subset must be 0 (all) or positive, got {self.train_subset}")
 

@@ -15,6 +15,7 @@ import torch
 from qubo_prune.apps.lock import locked
 from qubo_prune.apps.smollm2 import SMOLLM2, model_folder
 from qubo_prune.backends.gate import admit
+from qubo_prune.core.choices import check_counts
 from qubo_prune.llm.checkpoint import save_pruned
 from qubo_prune.llm.model import inspect_folder, load_causal_lm
 from qubo_prune.llm.perplexity import perplexity
@@ -53,13 +54,11 @@ class LLMJob:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for label, value, least in (
+        check_counts(
             ("--calib-windows", self.calib_windows, 1),
             ("--eval-windows", self.eval_windows, 1),
             ("--seqlen", self.seqlen, 2),
-        ):
-            if int(value) < least:
-                raise ValueError(f"{label} must be at least {least}, got {value}")
+        )
         try:
             device = torch.device(self.device)
         except RuntimeError as err:

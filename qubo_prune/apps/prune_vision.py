@@ -20,6 +20,7 @@ from typing import Any
 from qubo_prune.apps.deit_fmnist import DEIT_FMNIST, DeitRecipe, deit_fmnist_dir
 from qubo_prune.apps.prune_llm import peak_rss_mb
 from qubo_prune.backends.registry import check_options, get_spec
+from qubo_prune.core.choices import check_counts
 from qubo_prune.pruners.methods import LayerwiseConfig
 from qubo_prune.vision.images import Images, dataset_splits
 from qubo_prune.vision.model import encoder_input_widths, read_config
@@ -57,9 +58,12 @@ class VisionJob:
             raise ValueError(
                 f"unknown objective {self.objective!r}; choose {' or '.join(OBJECTIVES)}"
             )
-        for label in ("calib_images", "batch_size", "epochs", "block_size"):
-            if getattr(self, label) < 1:
-                raise ValueError(f"{label.replace('_', '-')} must be at least 1")
+        check_counts(
+            *(
+                (f"--{label.replace('_', '-')}", getattr(self, label), 1)
+                for label in ("calib_images", "batch_size", "epochs", "block_size")
+            )
+        )
         pattern = config.parsed_pattern()
         if self.objective == "loss" and (config.method != "icbs" or pattern.kind == "nm"):
             raise ValueError(

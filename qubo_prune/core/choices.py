@@ -1,11 +1,12 @@
-"""Named choices checked at the edge, with the close matches of a misspelt name suggested."""
+"""Named choices and counts checked at the edge, with the close matches of a misspelt name
+suggested."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["check_choice", "close_matches"]
+__all__ = ["check_choice", "check_counts", "close_matches"]
 
 
 def close_matches(name: str, known: Iterable[str]) -> str:
@@ -23,3 +24,10 @@ def check_choice(label: str, value: str, choices: Iterable[str]) -> str:
             f"Choose one of: {', '.join(choices)}."
         )
     return value
+
+
+def check_counts(*counts: tuple[str, int, int]) -> None:
+    """Each ``(label, value, least)``: a ValueError naming the first value below its least."""
+    for label, value, least in counts:
+        if int(value) < least:
+            raise ValueError(f"{label} must be at least {least}, got {value}")

@@ -55,6 +55,6 @@ def prune_causal_lm(
         dense_errors,
         progress,
         on_layer_done,
-        device if device is not None else next(model.parameters()).device,
+        device,
     )
     return reports

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from qubo_prune.core.choices import check_choice
+from qubo_prune.core.choices import check_choice, check_counts
 from qubo_prune.core.patterns import Pattern, parse_pattern
 from qubo_prune.core.step import BlockSolver
 from qubo_prune.objectives.reconstruction import GramAccumulator
@@ -70,13 +70,11 @@ class LayerwiseConfig:
             )
         object.__setattr__(self, "refit_iterations", its)
         object.__setattr__(self, "solver_options", dict(self.solver_options))
-        for label, value, least in (
+        check_counts(
             ("--block-size", self.block_size, 2),
             ("--iterations", self.iterations, 1),
             ("--rows-per-batch", self.rows_per_batch, 1),
-        ):
-            if int(value) < least:
-                raise ValueError(f"{label} must be at least {least}, got {value}")
+        )
         self.parsed_pattern()
 
     @property
