@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := dataset-fashion-mnist python3.11-doc
+DEB_PACKAGES := dataset-fashion-mnist python3.11-doc fortunes
 
 .PHONY: setup data demo test lint format bench clean
 

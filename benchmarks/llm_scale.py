@@ -2,7 +2,7 @@
 
     python benchmarks/llm_scale.py smollm2            # SmolLM2-135M, 50% and 2:4, CPU
     python benchmarks/llm_scale.py layer7b            # one Llama-2-7B-shaped decoder layer, CPU
-    python benchmarks/llm_scale.py gpu                # SmolLM2 and a 7B-shaped Llama on CUDA
+    python benchmarks/llm_scale.py random --device cuda --threads 16   # whole random models
     python benchmarks/llm_scale.py refit              # refit methods per product, SmolLM2 layer
 
 Every method runs in its own process (so each peak memory is its own) with the same thread
@@ -14,7 +14,9 @@ wall time of the pruning, peak RSS, perplexity, mean layer error on the pruning 
 ``layer7b``: a one-layer Llama with Llama-2-7B's shapes (hidden 4096, MLP 11008, 32 heads) and
 Hugging Face's initialisation (normal, std 0.02: the scale of the real weights), fed 32 x 512
 random tokens; its seven linears' Grams are captured once and every method prunes the same
-captured layer. ``gpu``: the same on CUDA, plus all 32 layers of a 7B-shaped Llama in bf16.
+captured layer. ``random``: whole random-weight Llamas of SmolLM2-135M's and Llama-2-7B's
+shapes in bf16, end to end on ``--device`` (the GPU rows: no real weights travel to the lent
+GPU), 32 x 512 random calibration tokens, time, peak RSS and device memory, mean layer error.
 ``refit``: on SmolLM2's decoder layer 3 (dense inputs), from SparseGPT's mask and weights, the
 layer error after k products with ``G`` of the refit's Jacobi-preconditioned conjugate
 gradients, of conjugate gradients preconditioned by SparseGPT's damped inverse Hessian (two
@@ -104,21 +106,60 @@ def smollm2(args: argparse.Namespace, device: str = "cpu", section: str = "smoll
             )
 
 
-def llama_7b_config(layers: int, tiny: bool):
-    """Llama-2-7B's shapes (or a tiny stand-in, a 64th of the width, for testing the script)."""
+SHAPES = {  # published shapes of the models the random-weight runs stand in for
+    "llama-2-7b": {
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32000,
+        "rms_norm_eps": 1e-5,
+    },
+    "smollm2-135m": {
+        "hidden_size": 576,
+        "intermediate_size": 1536,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "vocab_size": 49152,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 100000.0,
+        "tie_word_embeddings": True,
+    },
+}
+TINY = {  # a few-second stand-in of any shape, for checking the script
+    "hidden_size": 64,
+    "intermediate_size": 172,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "vocab_size": 500,
+}
+
+
+def llama_config(shape: str, layers: int | None = None, tiny: bool = False):
+    """A ``LlamaConfig`` of a named shape (all its layers unless ``layers`` is given)."""
     from transformers import LlamaConfig
 
-    scale = 64 if tiny else 1
-    return LlamaConfig(
-        hidden_size=4096 // scale,
-        intermediate_size=11008 // scale,
-        num_hidden_layers=layers,
-        num_attention_heads=32 // min(scale, 8),
-        num_key_value_heads=32 // min(scale, 8),
-        vocab_size=32000 // scale,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-    )
+    fields = SHAPES[shape] | (TINY if tiny else {})
+    if layers is not None:
+        fields = fields | {"num_hidden_layers": layers}
+    return LlamaConfig(**fields, max_position_embeddings=4096)
+
+
+def random_llama(shape: str, dtype: torch.dtype, tiny: bool, seed: int = 0):
+    """A Llama of ``shape`` with Hugging Face's initialisation (normal, std 0.02: the scale of
+    real weights), built directly in ``dtype`` on the CPU."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        return LlamaForCausalLM(llama_config(shape, tiny=tiny)).eval()
+    finally:
+        torch.set_default_dtype(default)
 
 
 def capture_layer(path: Path, windows: int, seqlen: int, tiny: bool, seed: int = 0) -> None:
@@ -130,7 +171,7 @@ def capture_layer(path: Path, windows: int, seqlen: int, tiny: bool, seed: int =
     from qubo_prune.pruners.calibration import GramHooks
 
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(llama_7b_config(1, tiny)).eval()
+    model = LlamaForCausalLM(llama_config("llama-2-7b", 1, tiny)).eval()
     ids = torch.randint(0, model.config.vocab_size, (windows, seqlen))
     layer = decoder_layers(model)[0]
     linears = linear_layers(layer)
@@ -226,49 +267,65 @@ def layer7b(args: argparse.Namespace) -> None:
             )
 
 
-def llama7b_run(run: str, args: argparse.Namespace) -> dict:
-    """All layers of a 7B-shaped random Llama in bf16 pruned by one method, one layer at a time
-    on ``args.device`` while the model waits on the CPU."""
-    from transformers import LlamaForCausalLM
-
+def random_run(args: argparse.Namespace) -> dict:
+    """One method on every layer of a random-weight Llama of ``args.shape`` in bf16, one
+    decoder layer at a time on ``args.device`` while the model waits on the CPU."""
     from qubo_prune.apps.prune_llm import device_name, peak_device_mb, peak_rss_mb
     from qubo_prune.llm.pipeline import prune_causal_lm
 
-    torch.manual_seed(0)
-    layers = 2 if args.tiny else 32
-    model = LlamaForCausalLM(llama_7b_config(layers, args.tiny)).to(torch.bfloat16).eval()
+    built = time.perf_counter()
+    model = random_llama(args.shape, torch.bfloat16, args.tiny)
+    params = sum(p.numel() for p in model.parameters())
+    built = time.perf_counter() - built
     ids = torch.randint(0, model.config.vocab_size, (args.windows, args.seqlen))
-    config = config_of([*RUNS[run], *PATTERNS["50"]])
+    options = [*RUNS[args.method], *PATTERNS[args.pattern]]
     device = torch.device(args.device)
     start = time.perf_counter()
-    reports = prune_causal_lm(model, ids, config, dense_errors=False, device=device)
+
+    def done(i: int) -> None:  # a per-layer trace: an interrupted run still tells its pace
+        print(f"layer {i} done at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+
+    config = config_of(options)
+    reports = prune_causal_lm(
+        model, ids, config, dense_errors=False, progress=False, on_layer_done=done, device=device
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return {
         "seconds": time.perf_counter() - start,
+        "build_seconds": built,
         "mean_layer_error": sum(r.error for r in reports) / len(reports),
         "peak_rss_mb": peak_rss_mb(),
         "peak_device_mb": peak_device_mb(device),
         "device": device_name(device),
-        "layers": layers,
+        "parameters": params,
+        "layers": model.config.num_hidden_layers,
         "dtype": "bfloat16",
-        "options": [*RUNS[run], *PATTERNS["50"]],
+        "calibration": [args.windows, args.seqlen],
+        "threads": torch.get_num_threads(),
+        "options": options,
     }
 
 
-def llama7b(args: argparse.Namespace) -> None:
-    """``llama7b_run`` of every run, each in its own process."""
+def random_models(args: argparse.Namespace) -> None:
+    """``random_run`` of every shape, pattern and method, each in its own process."""
     results = args.out / "llm_scale-tiny.json" if args.tiny else RESULTS
-    for run in args.runs.split(","):
-        cmd = [sys.executable, __file__, "llama7b-run", "--method", run, "--device", args.device]
-        cmd += ["--threads", str(args.threads), "--windows", str(args.windows)]
-        cmd += ["--seqlen", str(args.seqlen), *(["--tiny"] if args.tiny else [])]
-        out = subprocess.run(cmd, check=True, env=env(args.threads), capture_output=True)
-        r = json.loads(out.stdout.decode().strip().splitlines()[-1])
-        save("llama7b", run, r | {"command": cmd}, results)
-        print(
-            f"{run:12s} {r['seconds']:8.1f} s on {r['device']}  err {r['mean_layer_error']:.5f}  "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB, device {r['peak_device_mb']} MB",
-            flush=True,
-        )
+    for shape in args.shapes.split(","):
+        for pattern in args.patterns.split(","):
+            for run in args.runs.split(","):
+                cmd = [sys.executable, __file__, "random-run", "--shape", shape]
+                cmd += ["--method", run, "--pattern", pattern, "--device", args.device]
+                cmd += ["--threads", str(args.threads), "--windows", str(args.windows)]
+                cmd += ["--seqlen", str(args.seqlen), *(["--tiny"] if args.tiny else [])]
+                out = subprocess.run(cmd, check=True, env=env(args.threads), stdout=subprocess.PIPE)
+                r = json.loads(out.stdout.decode().strip().splitlines()[-1])
+                save(f"random-{shape}", f"{run}-{pattern}", r | {"command": cmd}, results)
+                print(
+                    f"{shape} {run}-{pattern:5s} {r['seconds']:8.1f} s on {r['device']}  "
+                    f"err {r['mean_layer_error']:.5f}  peak RSS {r['peak_rss_mb']:.0f} MB, "
+                    f"device {r['peak_device_mb']} MB",
+                    flush=True,
+                )
 
 
 def smollm2_layer(index: int, windows: int) -> dict[str, tuple]:
@@ -355,43 +412,51 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "section",
-        choices=["smollm2", "layer7b", "gpu", "refit", "capture", "prune-captured", "llama7b-run"],
+        choices=[
+            "smollm2",
+            "layer7b",
+            "random",
+            "refit",
+            "capture",
+            "prune-captured",
+            "random-run",
+        ],
     )
     parser.add_argument("--runs", default="sparsegpt,wanda,icbs-refit")
     parser.add_argument("--patterns", default="50,2:4")
+    parser.add_argument("--shapes", default="smollm2-135m,llama-2-7b", help="random models")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-windows", type=int, default=64)
     parser.add_argument("--windows", type=int, default=32)
     parser.add_argument("--seqlen", type=int, default=512)
     parser.add_argument("--tiny", action="store_true", help="tiny shapes: checks the script")
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-scale"))
     parser.add_argument("--capture", type=Path)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-2-7b")
     parser.add_argument("--method", default="icbs-refit")
+    parser.add_argument("--pattern", choices=sorted(PATTERNS), default="50")
     parser.add_argument("--extra", default="", help="more prune-llm options of the method")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device here (the GPU rows are never required by CI)")
+        return 1
     if args.section == "prune-captured":
         extra = args.extra.split()
         print(json.dumps(prune_captured(args.capture, args.method, extra, args.threads)))
+    elif args.section == "random-run":
+        print(json.dumps(random_run(args)))
     elif args.section == "smollm2":
-        smollm2(args)
+        smollm2(args, args.device, "smollm2" if args.device == "cpu" else "smollm2-gpu")
     elif args.section == "layer7b":
         layer7b(args)
+    elif args.section == "random":
+        random_models(args)
     elif args.section == "capture":
         capture_layer(args.capture, args.windows, args.seqlen, args.tiny)
     elif args.section == "refit":
         refit_curves(args)
-    elif args.section == "llama7b-run":
-        print(json.dumps(llama7b_run(args.method, args)))
-    elif args.tiny:  # the 7B-shaped end-to-end run at tiny shapes, on any device
-        llama7b(args)
-    else:
-        if not torch.cuda.is_available():
-            print("no CUDA device: the gpu section needs one (never required by CI)")
-            return 1
-        smollm2(args, device=args.device, section="smollm2-gpu")
-        llama7b(args)
     return 0
 
 

@@ -149,6 +149,18 @@ def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
         help="conjugate-gradient iterations of the refit before each iCBS step and at the end",
     )
     p.add_argument(
+        "--refit-damping",
+        default="0",
+        help="pull of the refit toward the dense weights, x the mean Gram diagonal: a number "
+        ">= 0, or 'auto' to choose it per layer on held-out calibration windows",
+    )
+    p.add_argument(
+        "--held-out-windows",
+        type=int,
+        default=8,
+        help="calibration windows held back from the fit to choose the damping (with auto)",
+    )
+    p.add_argument(
         "--precision",
         default="float32",
         choices=["float32", "float64"],
@@ -180,10 +192,20 @@ def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-windows", type=int, default=64)
     p.add_argument("--seqlen", type=int, default=512)
     p.add_argument(
-        "--calib-text", type=Path, default=None, help="file or folder (default: tutorial/)"
+        "--calib-text",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="files or folders; the windows are shared out among them (default: the Python "
+        "tutorial)",
     )
     p.add_argument(
-        "--eval-text", type=Path, default=None, help="file or folder (default: library/)"
+        "--eval-text",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="files or folders, one perplexity each (default: the Python library docs and, "
+        "out of domain, the fortunes package's songs and poems)",
     )
     p.add_argument("--no-dense-errors", action="store_true", help="skip errors on dense inputs")
     p.add_argument("--no-progress", action="store_true")
@@ -320,18 +342,25 @@ def layerwise_config(args: argparse.Namespace, block_size: int | None = None) ->
         start=args.start,
         precision=args.precision,
         seed=args.seed,
+        refit_damping=args.refit_damping,
+        held_out_windows=args.held_out_windows,
     )
 
 
 def cmd_prune_llm(args: argparse.Namespace) -> int:
-    from qubo_prune.apps.prune_llm import LLMJob, format_summary, run_prune_llm
-    from qubo_prune.llm.text import PYTHON_DOCS
+    from qubo_prune.apps.prune_llm import (
+        CALIB_TEXTS,
+        EVAL_TEXTS,
+        LLMJob,
+        format_summary,
+        run_prune_llm,
+    )
 
     config = layerwise_config(args)
     job = LLMJob(
         model=args.model,
-        calib_text=args.calib_text or PYTHON_DOCS / "tutorial",
-        eval_text=args.eval_text or PYTHON_DOCS / "library",
+        calib_texts=tuple(args.calib_text or CALIB_TEXTS),
+        eval_texts=tuple(args.eval_text or EVAL_TEXTS),
         calib_windows=args.calib_windows,
         eval_windows=args.eval_windows,
         seqlen=args.seqlen,

@@ -20,7 +20,14 @@ from qubo_prune.llm.checkpoint import save_pruned
 from qubo_prune.llm.model import inspect_folder, load_causal_lm
 from qubo_prune.llm.perplexity import perplexity
 from qubo_prune.llm.pipeline import prune_causal_lm
-from qubo_prune.llm.text import PYTHON_DOCS, calibration_windows, evaluation_windows, token_stream
+from qubo_prune.llm.text import (
+    FORTUNES,
+    PYTHON_DOCS,
+    evaluation_windows,
+    mixed_calibration_windows,
+    source_hint,
+    token_stream,
+)
 from qubo_prune.pruners.methods import LayerwiseConfig
 from qubo_prune.pruners.validation import check_block_memory, check_finite_weights
 
@@ -40,13 +47,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+CALIB_TEXTS = (PYTHON_DOCS / "tutorial",)
+EVAL_TEXTS = (PYTHON_DOCS / "library", FORTUNES / "songs-poems")  # in domain, out of domain
+
+
 @dataclass(frozen=True)
 class LLMJob:
-    """What a ``prune-llm`` run reads and where it runs, checked when made."""
+    """What a ``prune-llm`` run reads and where it runs, checked when made.
+
+    ``calib_texts``: the calibration windows are shared out among them. ``eval_texts``: one
+    perplexity each (the first is the report's ``perplexity``).
+    """
 
     model: str = SMOLLM2
-    calib_text: Path = PYTHON_DOCS / "tutorial"
-    eval_text: Path = PYTHON_DOCS / "library"
+    calib_texts: tuple[Path, ...] = CALIB_TEXTS
+    eval_texts: tuple[Path, ...] = EVAL_TEXTS
     calib_windows: int = 32
     eval_windows: int = 64
     seqlen: int = 512
@@ -54,8 +69,10 @@ class LLMJob:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "calib_texts", tuple(Path(t) for t in self.calib_texts))
+        object.__setattr__(self, "eval_texts", tuple(Path(t) for t in self.eval_texts))
         check_counts(
-            ("--calib-windows", self.calib_windows, 1),
+            ("--calib-windows", self.calib_windows, max(1, len(self.calib_texts))),
             ("--eval-windows", self.eval_windows, 1),
             ("--seqlen", self.seqlen, 2),
         )
@@ -65,14 +82,21 @@ class LLMJob:
             raise ValueError(f"unknown device {self.device!r}: {err}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} asked, but torch sees no CUDA device here")
-        for source in (self.calib_text, self.eval_text):
-            if not Path(source).exists():
-                hint = (
-                    " (Debian package python3.11-doc)"
-                    if PYTHON_DOCS in Path(source).parents
-                    else ""
+        if not self.calib_texts or not self.eval_texts:
+            raise ValueError("prune-llm needs at least one calibration and one evaluation text")
+        names = [text_name(t) for t in self.eval_texts]
+        if len(set(names)) < len(names):
+            raise ValueError(f"evaluation texts need distinct names, got {', '.join(names)}")
+        for source in (*self.calib_texts, *self.eval_texts):
+            if not source.exists():
+                raise FileNotFoundError(
+                    f"text source {str(source)!r} does not exist{source_hint(source)}"
                 )
-                raise FileNotFoundError(f"text source {str(source)!r} does not exist{hint}")
+
+
+def text_name(source: Path) -> str:
+    """A text's name in reports: its file or folder name."""
+    return source.name or str(source)
 
 
 def plan(job: LLMJob, config: LayerwiseConfig, max_cost: float | None, dry_run: bool):
@@ -81,6 +105,7 @@ def plan(job: LLMJob, config: LayerwiseConfig, max_cost: float | None, dry_run: 
     info = inspect_folder(model_folder(job.model))
     if info.context is not None and job.seqlen > info.context:
         raise ValueError(f"--seqlen {job.seqlen} is beyond the model's context ({info.context})")
+    config.held_out(job.calib_windows)  # enough windows left to fit
     if config.method != "icbs":
         return info, None
     check_block_memory(min(config.block_size, info.widest), config.rows_per_batch)
@@ -129,12 +154,15 @@ def run_prune_llm(
             raise FileNotFoundError(f"model folder {str(info.path)!r} holds no tokenizer")
         check_finite_weights(model)
         device = torch.device(job.device)
-        calib = calibration_windows(
-            token_stream(tokenizer, job.calib_text), job.calib_windows, job.seqlen
+        calib = mixed_calibration_windows(
+            [token_stream(tokenizer, t) for t in job.calib_texts], job.calib_windows, job.seqlen
         )
-        evals = evaluation_windows(
-            token_stream(tokenizer, job.eval_text), job.eval_windows, job.seqlen
-        )
+        evals = {
+            text_name(t): evaluation_windows(
+                token_stream(tokenizer, t), job.eval_windows, job.seqlen
+            )
+            for t in job.eval_texts
+        }
         start, cpu = time.perf_counter(), time.process_time()
         reports = prune_causal_lm(
             model, calib, config, out, job.dense_errors, progress, device=device
@@ -145,9 +173,10 @@ def run_prune_llm(
             "device": device_name(device),
             "peak_device_mb": peak_device_mb(device),
         }
-        ppl = perplexity(model.to(device), evals, progress)
+        model.to(device)
+        ppl = {name: perplexity(model, windows, progress) for name, windows in evals.items()}
         save_pruned(model, tokenizer, out)
-        summary = _summary(job, config, reports, ppl, times, len(calib), len(evals))
+        summary = _summary(job, config, reports, ppl, times, len(calib), evals)
         (out / "report.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -157,14 +186,17 @@ def _summary(job, config, reports, ppl, times, calib, evals) -> dict[str, Any]:
     return {
         "model": str(job.model),
         "config": config.to_dict(),
-        "perplexity": ppl,
+        "perplexity": next(iter(ppl.values())),
+        "perplexities": ppl,
+        "calib_texts": [str(t) for t in job.calib_texts],
+        "eval_texts": [str(t) for t in job.eval_texts],
         "mean_layer_error": mean("error"),
         "mean_mask_error": mean("mask_error"),
         "mean_dense_layer_error": mean("dense_error") if job.dense_errors else None,
         **times,
         "peak_rss_mb": peak_rss_mb(),
         "calib_windows": calib,
-        "eval_windows": evals,
+        "eval_windows": {name: len(windows) for name, windows in evals.items()},
         "layers": [asdict(r) for r in reports],
     }
 
@@ -175,7 +207,7 @@ def format_summary(s: dict[str, Any]) -> str:
     rows = [
         ("model", s["model"]),
         ("method / pattern", f"{c['method']} / {c['pattern']} at sparsity {c['sparsity']}"),
-        ("perplexity", f"{s['perplexity']:.3f}"),
+        *((f"perplexity ({name})", f"{ppl:.3f}") for name, ppl in s["perplexities"].items()),
         ("mean layer error (pruning inputs)", f"{s['mean_layer_error']:.5f}"),
     ]
     if c["refit"]:

@@ -64,6 +64,7 @@ class VisionJob:
                 for label in ("calib_images", "batch_size", "epochs", "block_size")
             )
         )
+        config.held_out(-(-self.calib_images // self.batch_size))  # the batches are the windows
         pattern = config.parsed_pattern()
         if self.objective == "loss" and (config.method != "icbs" or pattern.kind == "nm"):
             raise ValueError(

@@ -37,23 +37,34 @@ class GramAccumulator:
     the same inputs, which share the accumulator.
     """
 
-    def __init__(self, width: int, device: torch.device | str = "cpu"):
+    def __init__(
+        self, width: int, device: torch.device | str = "cpu", held_out: bool = False
+    ) -> None:
         self.G = torch.zeros(width, width, dtype=torch.float64, device=device)
         self.tokens = 0
         self._derived: dict[tuple, torch.Tensor] = {}
+        # the windows held back from fitting, counted in G as well (see objectives.regularisation)
+        self.held = GramAccumulator(width, device) if held_out else None
 
-    def add(self, inputs: torch.Tensor) -> None:
+    def add(self, inputs: torch.Tensor, held_out: bool = False) -> None:
+        """Add one window's inputs; a ``held_out`` window also goes to :attr:`held`."""
+        if held_out and self.held is None:
+            raise ValueError("this accumulator keeps no held-out Gram")
         U = inputs.detach().reshape(-1, self.G.shape[0])
         if U.element_size() < 4:
             U = U.float()
-        self.G.add_((U.T @ U).to(self.G.device))  # float64 accumulation, no float64 copy
-        self.tokens += U.shape[0]
-        self._derived.clear()
+        product = (U.T @ U).to(self.G.device)
+        for acc in (self, self.held) if held_out else (self,):
+            acc.G.add_(product)  # float64 accumulation, no float64 copy
+            acc.tokens += U.shape[0]
+            acc._derived.clear()
 
     def to(self, device: torch.device | str) -> GramAccumulator:
         """Move the Gram (and drop derived matrices) to ``device``; returns ``self``."""
         self.G = self.G.to(device)
         self._derived.clear()
+        if self.held is not None:
+            self.held.to(device)
         return self
 
     def gram(self, dtype: torch.dtype) -> torch.Tensor:

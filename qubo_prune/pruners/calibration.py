@@ -26,10 +26,14 @@ __all__ = ["GramHooks", "Stream", "block_inputs"]
 class GramHooks:
     """Forward pre-hooks accumulating each prunable layer's input Gram (a conv's over its
     patches, :mod:`qubo_prune.objectives.rows`); layers fed the same tensor the same way
-    (q/k/v, gate/up) share one accumulator, so each product is computed once."""
+    (q/k/v, gate/up) share one accumulator, so each product is computed once. Windows whose
+    index is in ``held_out`` also go to each accumulator's held-out Gram
+    (:mod:`qubo_prune.objectives.regularisation`)."""
 
-    def __init__(self, modules: dict[str, nn.Module]):
+    def __init__(self, modules: dict[str, nn.Module], held_out: frozenset[int] = frozenset()):
         self.grams: dict[str, GramAccumulator] = {}
+        self.held_out = held_out
+        self._index = 0
         self._window: list[tuple[torch.Tensor, Hashable, GramAccumulator]] = []
         self._handles = [
             m.register_forward_pre_hook(self._hook(n, layer_rows(m))) for n, m in modules.items()
@@ -44,14 +48,18 @@ class GramHooks:
                     if self.grams[name] is acc:
                         return
             U = rows.inputs(x)
-            acc = self.grams.setdefault(name, GramAccumulator(U.shape[-1], x.device))
-            acc.add(U)
+            acc = self.grams.setdefault(
+                name, GramAccumulator(U.shape[-1], x.device, held_out=bool(self.held_out))
+            )
+            acc.add(U, held_out=self._index in self.held_out)
             self._window.append((x, rows.input_key, acc))
 
         return hook
 
-    def next_window(self) -> None:
+    def next_window(self, index: int = 0) -> None:
+        """The inputs that follow are window ``index``'s."""
         self._window = []
+        self._index = index
 
     def remove(self) -> None:
         """Detach the hooks (the Grams stay on their device)."""
@@ -70,9 +78,9 @@ class Stream:
 
     def run(self, layer: nn.Module, hooks: GramHooks | None = None) -> list[torch.Tensor]:
         outs = []
-        for h in self.hidden:
+        for i, h in enumerate(self.hidden):
             if hooks:
-                hooks.next_window()
+                hooks.next_window(i)
             out = layer(h, *self.args, **self.kwargs)
             outs.append(out[0] if isinstance(out, tuple) else out)
         return outs

@@ -17,6 +17,7 @@ from qubo_prune.core.choices import check_choice, check_counts
 from qubo_prune.core.patterns import Pattern, parse_pattern
 from qubo_prune.core.step import BlockSolver
 from qubo_prune.objectives.reconstruction import GramAccumulator
+from qubo_prune.objectives.regularisation import choose_damping, damped
 from qubo_prune.pruners.admm import admm_layer
 from qubo_prune.pruners.baselines import BASELINES
 from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
@@ -54,10 +55,13 @@ class LayerwiseConfig:
     start: str = "wanda"
     precision: str = "float32"
     seed: int = 0
+    refit_damping: float | str = 0.0
+    held_out_windows: int = 8
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, LAYER_METHODS)
         check_choice("precision", self.precision, PRECISIONS)
+        self._check_damping()
         if self.start not in STARTS:
             raise ValueError(
                 f"unknown start mask {self.start!r}; choose one of {', '.join(STARTS)}"
@@ -74,8 +78,40 @@ class LayerwiseConfig:
             ("--block-size", self.block_size, 2),
             ("--iterations", self.iterations, 1),
             ("--rows-per-batch", self.rows_per_batch, 1),
+            ("--held-out-windows", self.held_out_windows, 1),
         )
         self.parsed_pattern()
+
+    def _check_damping(self) -> None:
+        """``refit_damping``: ``"auto"`` (chosen per layer on held-out windows) or a number >= 0;
+        anything but 0 needs ``refit``, the weight update it regularises."""
+        damping = self.refit_damping
+        if damping != "auto":
+            try:
+                damping = float(damping)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"refit damping must be 'auto' or a number >= 0, got {damping!r}"
+                ) from None
+            if not damping >= 0:
+                raise ValueError(f"refit damping must be 'auto' or a number >= 0, got {damping}")
+            object.__setattr__(self, "refit_damping", damping)
+        if damping != 0 and not self.refit:
+            raise ValueError("--refit-damping regularises the refit: it needs --refit")
+
+    def held_out(self, windows: int) -> frozenset[int]:
+        """The calibration windows held back from fitting (evenly spread, so a mix of texts
+        is held out in proportion); none unless the damping is chosen on them."""
+        if self.refit_damping != "auto":
+            return frozenset()
+        held = self.held_out_windows
+        if held >= windows:
+            raise ValueError(
+                f"--refit-damping auto holds out {held} of the {windows} calibration windows "
+                "(batches): none would be left to fit (calibrate on more, or lower "
+                "--held-out-windows)"
+            )
+        return frozenset((2 * i + 1) * windows // (2 * held) for i in range(held))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -128,6 +164,7 @@ class MatrixResult:
     weights: torch.Tensor
     mask: torch.Tensor
     stats: dict[str, Any] | None = None
+    regularisation: dict[str, Any] | None = None
 
 
 LayerMethod = Callable[[LayerInput, LayerwiseConfig, "BlockSolver | None"], MatrixResult]
@@ -140,12 +177,11 @@ def _baseline(name: str) -> LayerMethod:
         layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
     ) -> MatrixResult:
         W, mask = rule(layer.W0, layer.acc, config.parsed_pattern(), config.dtype)
-        final = W
+        final, choice = W, None
         if config.refit:
-            final = refit_layer(
-                layer.W0, mask, layer.acc, W, config.refit_iterations[1], config.dtype
-            )
-        return MatrixResult(W, final.to(layer.W0.dtype), mask)
+            acc, choice = _refit_gram(layer, config, mask, W)
+            final = refit_layer(layer.W0, mask, acc, W, config.refit_iterations[1], config.dtype)
+        return MatrixResult(W, final.to(layer.W0.dtype), mask, regularisation=choice)
 
     method.__doc__ = f"{name} mask (and least-squares refit with ``refit``)."
     return method
@@ -158,9 +194,10 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
     pattern = config.parsed_pattern()
     W0 = layer.W0
     W, mask = RULES[config.start](W0, layer.acc, pattern, config.dtype)
+    acc, choice = _refit_gram(layer, config, mask, W) if config.refit else (layer.acc, None)
     final, mask, stats = icbs_layer(
         W0,
-        layer.acc,
+        acc,
         mask,
         pattern,
         solver,
@@ -174,7 +211,20 @@ def _icbs(layer: LayerInput, config: LayerwiseConfig, solver: BlockSolver | None
         dtype=config.dtype,
     )
     W0 = W0.to(mask.device)
-    return MatrixResult(W0 * ~mask, final.to(W0.dtype), mask, asdict(stats))
+    return MatrixResult(W0 * ~mask, final.to(W0.dtype), mask, asdict(stats), choice)
+
+
+def _refit_gram(
+    layer: LayerInput, config: LayerwiseConfig, mask: torch.Tensor, start: torch.Tensor
+) -> tuple[GramAccumulator, dict[str, Any] | None]:
+    """The Gram the refit (and iCBS's search with it) fits, damped as configured; with
+    ``"auto"`` the damping is chosen on the held-out windows from the start mask's refit."""
+    if config.refit_damping != "auto":
+        return damped(layer.acc, config.refit_damping), None
+    choice = choose_damping(
+        layer.W0, mask, start, layer.acc, config.refit_iterations[1], config.dtype
+    )
+    return damped(layer.acc, choice.damping), asdict(choice)
 
 
 LAYER_METHODS: dict[str, LayerMethod] = {

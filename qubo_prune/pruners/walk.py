@@ -59,6 +59,7 @@ class LayerReport:
     dense_error: float | None
     seconds: float
     icbs: dict[str, Any] | None = None
+    regularisation: dict[str, Any] | None = None
 
 
 def prunable_layers(block: nn.Module) -> dict[str, nn.Module]:
@@ -126,6 +127,7 @@ def prune_blocks(
     reports = [LayerReport(**r) for r in done]
     masks: dict[str, torch.Tensor] = {}
     _check_finite_inputs(stream, walk.label)
+    held_out = config.held_out(len(stream.hidden))
     device = torch.device(device) if device is not None else stream.hidden[0].device
     pruned = stream.to(device)
     dense = pruned.copy() if dense_errors else None
@@ -151,7 +153,7 @@ def prune_blocks(
             dense_weights = {n: m.weight.detach().clone() for n, m in layers.items()}
             try:
                 tensors, block_reports = _prune_block(
-                    i, block, layers, pruned, dense_grams, config, solver, bar
+                    i, block, layers, pruned, dense_grams, config, solver, bar, held_out
                 )
             except BaseException as err:  # the block goes back to dense; finished ones stay
                 for n, m in layers.items():
@@ -203,10 +205,11 @@ def _prune_block(
     config: LayerwiseConfig,
     solver: BlockSolver | None,
     bar: Any,
+    held_out: frozenset[int],
 ) -> tuple[dict[str, torch.Tensor], list[LayerReport]]:
     """Prune every given layer of one block in place; its weights and masks to save, and one
-    report per layer."""
-    hooks = GramHooks(layers)
+    report per layer. ``held_out``: the windows that choose the refit's damping, not fit it."""
+    hooks = GramHooks(layers, held_out)
     stream.run(block, hooks)
     hooks.remove()
     for name, acc in hooks.grams.items():
@@ -241,6 +244,7 @@ def _prune_block(
                 else None,
                 seconds=time.perf_counter() - start,
                 icbs=res.stats,
+                regularisation=res.regularisation,
             )
         )
     return tensors, reports

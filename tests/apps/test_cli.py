@@ -157,6 +157,12 @@ def test_compare_marks_blocks_too_large(tmp_path):
         (["compare", "--record-count", "0"], "--record-count must be at least 1"),
         (["compare", "--solvers", "tabu", "--solver-opt", "tabu:timeout=abc"], "must be int"),
         (["prune-llm", "--device", "gpu0"], "unknown device 'gpu0'"),
+        (["prune-llm", "--refit-damping", "0.1"], "needs --refit"),
+        (["prune-llm", "--refit", "--refit-damping", "strong"], "'auto' or a number >= 0"),
+        (
+            ["prune-vision", "--refit", "--refit-damping", "auto", "--calib-images", "200"],
+            "holds out 8 of the 2 calibration windows",
+        ),
         pytest.param(
             ["prune-llm", "--device", "cuda"],
             "torch sees no CUDA device",

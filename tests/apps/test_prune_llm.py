@@ -56,3 +56,33 @@ def test_smollm2_loads_and_sparsegpt_prunes_two_layers():
     reports = prune_causal_lm(model, calib, LayerwiseConfig(method="sparsegpt"), progress=False)
     assert len(reports) == 14
     assert all(0 < r.error < 0.2 for r in reports)
+
+
+def test_two_calibration_texts_two_evaluations_and_the_auto_damping(tmp_path, capsys):
+    """Windows from both texts, one perplexity per evaluation text, a damping per layer."""
+    import json
+
+    from qubo_prune.apps.cli import main
+
+    folder, text = tiny_llama_folder(tmp_path)
+    other = tmp_path / "other.txt"
+    other.write_text("pack my box with five dozen liquor jugs " * 40, encoding="utf-8")
+    args = prune_llm_args(folder, text, tmp_path / "out", "--method", "sparsegpt", "--refit")
+    args += ["--calib-text", str(text), str(other), "--eval-text", str(text), str(other)]
+    args += ["--calib-windows", "6", "--refit-damping", "auto", "--held-out-windows", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "perplexity (text.txt)" in printed and "perplexity (other.txt)" in printed
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(report["perplexities"]) == {"text.txt", "other.txt"}
+    assert report["perplexity"] == report["perplexities"]["text.txt"]
+    for layer in report["layers"]:
+        choice = layer["regularisation"]
+        assert choice["damping"] == min(
+            (float(d) for d in choice["held_out_errors"]),
+            key=lambda d: choice["held_out_errors"][str(d)],
+        )
+    held_all = [*args[:-1], "6"]  # 6 of the 6 windows held out: refused, nothing written
+    assert main([*held_all[:4], str(tmp_path / "o2"), *held_all[5:]]) == 2
+    assert "none would be left to fit" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
