@@ -273,19 +273,19 @@ def random_run(args: argparse.Namespace) -> dict:
     from qubo_prune.apps.prune_llm import device_name, peak_device_mb, peak_rss_mb
     from qubo_prune.llm.pipeline import prune_causal_lm
 
-    built = time.perf_counter()
+    options = [*RUNS[args.method], *PATTERNS[args.pattern]]
+    config = config_of(options)
+    device = torch.device(args.device)
+    building = time.perf_counter()
     model = random_llama(args.shape, torch.bfloat16, args.tiny)
     params = sum(p.numel() for p in model.parameters())
-    built = time.perf_counter() - built
+    build_seconds = time.perf_counter() - building
     ids = torch.randint(0, model.config.vocab_size, (args.windows, args.seqlen))
-    options = [*RUNS[args.method], *PATTERNS[args.pattern]]
-    device = torch.device(args.device)
     start = time.perf_counter()
 
     def done(i: int) -> None:  # a per-layer trace: an interrupted run still tells its pace
         print(f"layer {i} done at {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
-    config = config_of(options)
     reports = prune_causal_lm(
         model, ids, config, dense_errors=False, progress=False, on_layer_done=done, device=device
     )
@@ -293,7 +293,7 @@ def random_run(args: argparse.Namespace) -> dict:
         torch.cuda.synchronize(device)
     return {
         "seconds": time.perf_counter() - start,
-        "build_seconds": built,
+        "build_seconds": build_seconds,
         "mean_layer_error": sum(r.error for r in reports) / len(reports),
         "peak_rss_mb": peak_rss_mb(),
         "peak_device_mb": peak_device_mb(device),

@@ -19,10 +19,10 @@ __all__ = [
     "FORTUNES",
     "PYTHON_DOCS",
     "calibration_windows",
-    "mixed_calibration_windows",
-    "source_hint",
     "evaluation_windows",
+    "mixed_calibration_windows",
     "read_text",
+    "source_hint",
     "token_stream",
 ]
 

@@ -72,10 +72,11 @@ def choose_damping(
     steps on the fit windows) has the least output error on the held-out windows."""
     fit = fit_part(acc)
     W0c = W0.to(acc.G.device, dtype)
-    kept = ~mask.to(acc.G.device)
+    mask = mask.to(acc.G.device)
+    begin = start.to(acc.G.device, dtype) * ~mask
     errors = {}
     for damping in candidates:
         G = damped(fit, damping).gram(dtype)
-        state = refit(W0c, ~kept, G, residual(W0c, start.to(G.device, dtype) * kept, G), iterations)
+        state = refit(W0c, mask, G, residual(W0c, begin, G), iterations)
         errors[float(damping)] = layer_error(W0, state.weights, acc.held.G)
     return DampingChoice(min(errors, key=errors.get), errors)
