@@ -42,11 +42,20 @@ __all__ = [
     "Layout",
     "Problem",
     "as_problem",
+    "auto_candidates",
     "beta_ranges",
     "layout",
 ]
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
+
+# A proposal step costs about the same for a few lanes (blocks x replicas) as for a few hundred:
+# it is bound by the launch of each operation, not by arithmetic. Small batches (one block, as
+# in `compare`) therefore fill CANDIDATE_LANES with candidate moves per replica, up to
+# MAX_CANDIDATES, and propose the best of them; a layer's batch of rows has lanes enough and
+# keeps single Metropolis proposals. Measured on recorded n = 1024 blocks (docs/benchmarks.md).
+CANDIDATE_LANES = 256
+MAX_CANDIDATES = 32
 
 # Sweeps between exact recomputations of the fields: cheap (one batched matmul) against a
 # sweep of n proposals, and keeps the float32 drift of incremental updates negligible.
@@ -72,10 +81,10 @@ def beta_ranges(annealer: Annealer, probe: torch.Generator) -> torch.Tensor:
     annealer.gen = probe
     try:
         annealer.start(*_random_start(annealer))
-        ab, _, _ = annealer.proposals(torch.ones(B, dtype=annealer.dtype, device=device))
+        ab, _ = annealer.proposals(torch.ones(B, dtype=annealer.dtype, device=device), 1)
     finally:
         annealer.gen = gen
-    sizes = torch.stack([annealer.delta(ab[t])[1] for t in range(annealer.n)], dim=1)
+    sizes = torch.stack([annealer.delta(ab[t, :, :, 0])[1] for t in range(annealer.n)], dim=1)
     sizes = sizes.reshape(B, -1).abs().to(torch.float64)
     moving = sizes > 1e-12 * sizes.amax(dim=1, keepdim=True)  # beyond float noise
     nonzero = moving.sum(dim=1)
@@ -89,6 +98,11 @@ def beta_ranges(annealer: Annealer, probe: torch.Generator) -> torch.Tensor:
     out[signal, 0] = hot[signal]
     out[signal, 1] = torch.maximum(hot, cold)[signal]
     return out
+
+
+def auto_candidates(blocks: int, replicas: int) -> int:
+    """Candidate moves per replica and step when none are asked: fill the step's lanes."""
+    return max(1, min(MAX_CANDIDATES, CANDIDATE_LANES // max(1, blocks * replicas)))
 
 
 def _random_start(annealer: Annealer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,8 +284,10 @@ class Annealer:
         num_reads: int,
         dtype: torch.dtype,
         generator: torch.Generator,
+        candidates: int | None = 1,
     ) -> None:
         B, R, n = Q.shape[0], num_reads, Q.shape[1]
+        self.candidates = auto_candidates(B, R) if candidates is None else candidates
         n1 = n + 1
         L = max(lay.num_slots for lay in layouts) + 1  # the last slot: a ghost for no-op moves
         device = Q.device
@@ -359,22 +375,34 @@ class Annealer:
         torch.mul(x, self.g, out=x)
         torch.sum(x, dim=2, out=self.E).mul_(0.5)
 
-    def proposals(self, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One sweep of proposals: slots ``ab`` (n, B, R, 2), the same reversed, thresholds.
+    def proposals(self, beta: torch.Tensor, candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sweep of proposals: slots ``ab`` (n, B, R, candidates, 2) and thresholds.
 
         A move is accepted when ``delta <= -log(1 - u) / beta`` (Metropolis). Integer
         remainders pick the unit and slots, which cannot overshoot a range as a scaled float
-        can.
+        can. (One candidate draws the same numbers as before candidates existed.)
         """
-        shape = (self.n, self.B, self.R)
+        shape = (self.n, self.B, self.R, candidates)
         r = torch.randint(0, 1 << 31, (*shape, 3), generator=self.gen, device=self.device)
-        move = self.moves[torch.remainder(r[..., 0], self.num_moves) + self.move_base]
+        unit = torch.remainder(r[..., 0], self.num_moves[..., None])
+        move = self.moves[unit + self.move_base[..., None]]
         a = move[..., 0] + torch.remainder(r[..., 1], move[..., 1])
         b = move[..., 2] + torch.remainder(r[..., 2], move[..., 3])
         ab = torch.stack((a, b), dim=-1)
-        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        u = torch.rand(shape[:3], generator=self.gen, device=self.device, dtype=self.dtype)
         threshold = torch.log1p(-u).neg_().div_(beta[None, :, None])
-        return ab, ab.flip(-1), threshold
+        return ab, threshold
+
+    def best_candidate(self, abm: torch.Tensor) -> torch.Tensor:
+        """Slots (B, R, 2) of the lowest-delta move among each replica's candidates
+        ``abm`` (B, R, m, 2)."""
+        B, R, m = abm.shape[:3]
+        ij = self.perm.gather(2, abm.reshape(B, R, 2 * m)).view(B, R, m, 2)
+        gij = self.g.gather(2, ij.view(B, R, 2 * m)).view(B, R, m, 2)
+        pair = torch.add(ij[..., 1], ij[..., 0], alpha=self.n1).view(B, R * m)
+        delta = self.C.gather(1, pair).view(B, R, m).add_(gij[..., 1]).sub_(gij[..., 0])
+        best = delta.argmin(dim=2)[:, :, None, None].expand(B, R, 1, 2)
+        return abm.gather(2, best)[:, :, 0]
 
     def delta(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Variables ``ij`` (B, R, 2) in slots ``ab`` and the energy change of swapping them."""
@@ -414,13 +442,18 @@ class Annealer:
             self.g.view(-1, self.n1).index_add_(0, moved, rows[:, 1] - rows[:, 0])
 
     def sweep(self, beta: torch.Tensor) -> None:
-        """``n`` proposal steps, every replica of every block proposing one move per step."""
-        ab, ba, threshold = self.proposals(beta)
+        """``n`` proposal steps, every replica of every block proposing one move per step:
+        its one random move, or the best of its ``candidates`` random moves."""
+        ab, threshold = self.proposals(beta, self.candidates)
+        single = self.candidates == 1
+        ab = ab[:, :, :, 0] if single else ab
+        ba = ab.flip(-1) if single else None
         accept = torch.empty((self.B, self.R), dtype=torch.bool, device=self.device)
         for t in range(self.n):
-            ij, delta = self.delta(ab[t])
+            pick = ab[t] if single else self.best_candidate(ab[t])
+            ij, delta = self.delta(pick)
             torch.le(delta, threshold[t], out=accept)
-            self.apply(ab[t], ba[t], ij, delta, accept)
+            self.apply(pick, ba[t] if single else pick.flip(-1), ij, delta, accept)
 
     def keep_best(self) -> bool:
         """Remember states that beat their replica's best; whether any did by more than noise."""
@@ -455,6 +488,7 @@ class GPUAnnealSampler(dimod.Sampler):
         "initial_states_generator": ["random", "tile", "none"],
         "num_reads": [],
         "num_sweeps": [],
+        "candidates": [],
         "beta_range": [],
         "beta_schedule_type": ["geometric", "linear"],
         "seed": [],
@@ -502,6 +536,7 @@ class GPUAnnealSampler(dimod.Sampler):
         initial_states: Sequence[Any] | None = None,
         num_reads: int | None = None,
         num_sweeps: int = 1000,
+        candidates: int | None = None,
         beta_range: tuple[float, float] | None = None,
         beta_schedule_type: str = "geometric",
         seed: int | None = None,
@@ -516,7 +551,10 @@ class GPUAnnealSampler(dimod.Sampler):
             initial_states: per BQM, samples-like (``(array, labels)``, a sample set, an
                 array in ``bqm.variables`` order) or ``None``; they must be feasible.
             num_reads: replicas per BQM; default the most initial states given, else 16.
-            num_sweeps: sweeps of ``n`` proposals each.
+            num_sweeps: sweeps of ``n`` proposal steps each.
+            candidates: random moves drawn per replica and step; the one that lowers the
+                energy most is proposed (1: plain Metropolis). Default
+                :func:`auto_candidates`: as many as fill ``CANDIDATE_LANES`` per step.
             beta_range: ``(hot, cold)`` inverse temperatures; default per BQM from the sizes
                 of its moves (:func:`beta_ranges`).
             beta_schedule_type: ``"geometric"`` or ``"linear"`` from hot to cold.
@@ -536,6 +574,7 @@ class GPUAnnealSampler(dimod.Sampler):
         _check_params(
             beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
         )
+        _check_candidates(candidates)
         problems = [as_problem(b, c, i) for b, c, i in zip(bqms, cards, inits)]
         if num_reads is None:
             given = [len(p.init) for p in problems if p.init is not None]
@@ -570,6 +609,7 @@ class GPUAnnealSampler(dimod.Sampler):
                     generator,
                     deadline,
                     early_stop,
+                    candidates,
                 )
                 X = X.cpu().numpy()
                 for j, (i, p) in enumerate(zip(members, batch)):
@@ -586,6 +626,7 @@ class GPUAnnealSampler(dimod.Sampler):
         initial_states: torch.Tensor | None = None,
         num_reads: int | None = None,
         num_sweeps: int = 1000,
+        candidates: int | None = None,
         beta_range: tuple[float, float] | None = None,
         beta_schedule_type: str = "geometric",
         seed: int | None = None,
@@ -604,6 +645,7 @@ class GPUAnnealSampler(dimod.Sampler):
         _check_params(
             beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
         )
+        _check_candidates(candidates)
         n = Q.shape[1]
         shared = list(zip((np.asarray(g, dtype=np.int64) for g in groups), (int(v) for v in k)))
         _check_groups(shared, n)
@@ -634,6 +676,7 @@ class GPUAnnealSampler(dimod.Sampler):
                 generator,
                 deadline,
                 early_stop,
+                candidates,
             )
         return X.to(Q.device, torch.bool)
 
@@ -671,6 +714,7 @@ class GPUAnnealSampler(dimod.Sampler):
         generator: torch.Generator,
         deadline: float | None,
         early_stop: int | None,
+        candidates: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Anneal equal-size problems together: best states (B, R, n) int8, beta ranges, info."""
         B, R, n = Q.shape[0], X0.shape[1], Q.shape[1]
@@ -678,7 +722,7 @@ class GPUAnnealSampler(dimod.Sampler):
             X = torch.zeros((B, R, 0), dtype=torch.int8, device=Q.device)
             ranges = torch.tensor([beta_range or (0.1, 1.0)], dtype=torch.float64).repeat(B, 1)
             return X, ranges.to(Q.device), {"num_sweeps": 0, "stopped": None}
-        annealer = Annealer(Q, layouts, R, self.dtype, generator)
+        annealer = Annealer(Q, layouts, R, self.dtype, generator, candidates)
         if beta_range is None:
             probe = self._generator(0, Q.device)  # the schedule does not depend on the seed
             ranges = beta_ranges(annealer, probe)
@@ -735,6 +779,13 @@ def _check_params(
         raise ValueError("num_sweeps must be >= 0 and num_reads >= 1")
     if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
         raise ValueError(f"beta_range must be 0 < hot <= cold, got {beta_range}")
+
+
+def _check_candidates(candidates: int | None) -> None:
+    if candidates is None:
+        return
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates must be an integer >= 1, got {candidates!r}")
 
 
 def _sampleset(problem: Problem, X: np.ndarray, info: dict[str, Any]) -> dimod.SampleSet:

@@ -42,8 +42,15 @@ BUILTIN_SPECS: list[BackendSpec] = [
         factory="qubo_prune.backends.classical:tabu",
         description="multistart tabu search (dwave-samplers) on the penalised BQM",
         requires=("dwave.samplers",),
-        # num_restarts bounds the work; timeout (ms) is only an upper cap
-        defaults={"num_reads": 1, "num_restarts": 4, "timeout": 60_000, "seed": 0},
+        # num_restarts bounds the work; timeout (ms) is only an upper cap; the first restart
+        # starts from the block's current mask (always feasible)
+        defaults={
+            "num_reads": 1,
+            "num_restarts": 4,
+            "timeout": 60_000,
+            "seed": 0,
+            "warm_start": True,
+        },
         budget="num_restarts",
     ),
     BackendSpec(
@@ -136,7 +143,8 @@ BUILTIN_SPECS += [
         description="batched torch annealing with swap moves that keep the cardinality exactly",
         requires=("torch",),
         capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
-        defaults={"num_reads": 8, "num_sweeps": 50, "seed": 0},
+        # on one block, 8 replicas x 32 candidate moves per step (gpu_anneal.auto_candidates)
+        defaults={"num_reads": 8, "num_sweeps": 12, "seed": 0},
         budget="num_sweeps",
     ),
 ]

@@ -34,6 +34,7 @@ RUNS = {
     "icbs-layer-refit": ["--method", "icbs", "--refit", "--pattern", "layer"],
     "sparsegpt-50-refit-auto": ["--method", "sparsegpt", "--refit", *AUTO],
     "icbs-50-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "unstructured", *AUTO],
+    "icbs-layer-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "layer", *AUTO],
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],

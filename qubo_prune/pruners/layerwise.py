@@ -5,8 +5,10 @@ one :class:`~qubo_prune.core.batch.BlockBatch`
 (:func:`qubo_prune.objectives.reconstruction.build_blocks`), solved through the shared step
 (:func:`qubo_prune.core.step.step_batch`: as tensors by a backend that takes them, block by
 block as BQMs by any other) and applied with :func:`qubo_prune.core.masks.apply_swap`, so every
-count of the pattern is kept and no row's error rises. The residual ``(W0 - W) G`` is kept
-across the loop: a swap changes it by a sparse product, the refit updates it as it goes.
+count of the pattern is kept and no row's error rises. Under the per-matrix ``layer`` pattern
+the rows' counts also move, by transfers between rows (:mod:`qubo_prune.pruners.transfers`)
+that never raise the layer's error. The residual ``(W0 - W) G`` is kept across the loop: a
+swap changes it by a sparse product, the refit updates it as it goes.
 """
 
 from __future__ import annotations
@@ -25,8 +27,13 @@ from qubo_prune.core.step import BlockSolver, step_batch
 from qubo_prune.objectives.reconstruction import GramAccumulator, build_blocks
 from qubo_prune.objectives.refit import RefitState, refit, residual
 from qubo_prune.pruners.selection import select_row_blocks
+from qubo_prune.pruners.transfers import row_transfers
 
 __all__ = ["ICBSStats", "RefitSchedule", "icbs_layer", "refit_layer"]
+
+# Rounds of count transfers between rows after each iteration's blocks (``layer`` pattern);
+# each round moves at most one weight into and one out of each row.
+TRANSFER_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class ICBSStats:
     accepted: int = 0
     repaired: int = 0
     swapped_weights: int = 0
+    transferred: int = 0
     predicted_gain: float = 0.0
     per_iteration_gain: list[float] = field(default_factory=list)
 
@@ -94,7 +102,8 @@ def icbs_layer(
     With a refit the search scores masks by their error after the least-squares refit: each
     iteration starts from the refit weights, kept weights keep their refit values and a pruned
     one is proposed at its best single-weight value ``(G e)_j / G_jj``. Swaps and refits both
-    lower every row's error, so the error never rises above that of ``start_weights`` (the
+    lower every row's error (transfers, the layer's), so the error never rises above that of
+    ``start_weights`` (the
     start mask's own weights, e.g. SparseGPT's; default ``W0`` masked). Without a refit only
     the mask moves, so the search starts from ``W0`` masked whatever ``start_weights`` are.
     """
@@ -120,6 +129,8 @@ def icbs_layer(
                 rows = slice(first, min(first + rows_per_batch, W0c.shape[0]))
                 batch = layer.blocks(rows, idx[rows], groups, k, tensor)
                 gain += layer.apply(batch, step_batch(batch, solver), rows, stats)
+        if pattern.kind == "layer":
+            gain += layer.transfer(TRANSFER_ROUNDS, stats)
         stats.predicted_gain += gain
         stats.per_iteration_gain.append(gain)
     if refit_schedule is not None:
@@ -162,15 +173,35 @@ class _Layer:
     def apply(
         self, batch: BlockBatch, decision: BatchDecision, rows: slice, stats: ICBSStats
     ) -> float:
-        """Apply a batch's accepted swaps (its rows: ``rows``); update the residual and errors
-        of those rows by one sparse product with ``G``; returns the predicted gain."""
+        """Apply a batch's accepted swaps (its rows: ``rows``); returns the predicted gain."""
         to_prune, to_restore = decision.swap(batch)
         stats.blocks += len(batch)
         stats.repaired += int(decision.repaired.sum())
         stats.accepted += int(decision.accepted.sum())
         stats.swapped_weights += 2 * len(to_prune)
-        if not len(to_prune):
-            return 0.0
+        if len(to_prune):
+            self._move(to_prune, to_restore, rows)
+        return float(decision.improvement.sum())
+
+    def transfer(self, rounds: int, stats: ICBSStats) -> float:
+        """Up to ``rounds`` rounds of count transfers between rows (per-matrix patterns);
+        returns the predicted gain."""
+        gain = 0.0
+        for _ in range(rounds):
+            diag = self.Gc.diagonal()
+            to_prune, to_restore, round_gain = row_transfers(
+                self.state.weights, self.state.residual, self.values, self.mask, diag
+            )
+            if not len(to_prune):
+                break
+            self._move(to_prune, to_restore, slice(0, self.W0.shape[0]))
+            stats.transferred += len(to_prune)
+            gain += round_gain
+        return gain
+
+    def _move(self, to_prune: torch.Tensor, to_restore: torch.Tensor, rows: slice) -> None:
+        """Prune and restore flat coordinates of rows ``rows``; update the residual and errors
+        of those rows by one sparse product with ``G``."""
         flat_w = self.state.weights.view(-1)
         coords = torch.cat([to_prune, to_restore])
         before = flat_w[coords].clone()
@@ -184,4 +215,3 @@ class _Layer:
         residual_rows -= torch.sparse.mm(change, self.Gc)  # the residual moves by -change G
         E = self.W0[rows] - self.state.weights[rows]
         self.state.errors[rows] = (E * residual_rows).sum(dim=1)
-        return float(decision.improvement.sum())

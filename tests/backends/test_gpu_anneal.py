@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from qubo_prune.backends.exact import ExactCardinalitySampler
-from qubo_prune.backends.gpu_anneal import Annealer, GPUAnnealSampler, as_problem
+from qubo_prune.backends.gpu_anneal import (
+    Annealer,
+    GPUAnnealSampler,
+    as_problem,
+    auto_candidates,
+)
 from qubo_prune.backends.registry import get_backend
 from qubo_prune.core.block import Block
 
@@ -89,12 +94,16 @@ def test_incremental_swap_delta_matches_recomputed_energy(dense):
     annealer = Annealer(torch.stack([Q, Q]), [problem.layout] * 2, 3, torch.float64, gen)
     annealer.dense_updates = dense
     annealer.start(torch.zeros((2, 3, 13), dtype=torch.int8), torch.zeros((2, 3), dtype=bool))
-    ab, ba, _ = annealer.proposals(torch.ones(2, dtype=torch.float64))
+    ab, _ = annealer.proposals(torch.ones(2, dtype=torch.float64), 4)
     for t in range(len(ab)):
         x = annealer.states()[..., :12]
         before = torch.einsum("bri,ij,brj->br", x, Q, x)
-        ij, delta = annealer.delta(ab[t])
-        annealer.apply(ab[t], ba[t], ij, delta.clone(), torch.ones((2, 3), dtype=bool))
+        # the best of 4 candidates: the lowest of their deltas
+        each = torch.stack([annealer.delta(ab[t, :, :, c])[1] for c in range(4)], dim=-1)
+        pick = annealer.best_candidate(ab[t])
+        ij, delta = annealer.delta(pick)
+        torch.testing.assert_close(delta, each.amin(dim=-1))
+        annealer.apply(pick, pick.flip(-1), ij, delta.clone(), torch.ones((2, 3), dtype=bool))
         x = annealer.states()[..., :12]
         after = torch.einsum("bri,ij,brj->br", x, Q, x)
         torch.testing.assert_close(delta, after - before)
@@ -128,6 +137,23 @@ def test_finds_the_exact_optimum_of_small_blocks(block):
     assert ss.first.energy == pytest.approx(exact_energy(block), abs=1e-9)
 
 
+def test_small_batches_fill_the_steps_lanes_with_candidates():
+    assert auto_candidates(1, 8) == 32 and auto_candidates(1, 64) == 4
+    assert auto_candidates(576, 2) == 1  # a layer's rows: single proposals, as before
+
+
+def test_more_candidates_stay_feasible_reproducible_and_descend_faster():
+    block = make_block(40, 21, k=20)
+    one, many = (anneal(block, num_reads=4, num_sweeps=5, seed=1, candidates=c) for c in (1, 16))
+    again = anneal(block, num_reads=4, num_sweeps=5, seed=1, candidates=16)
+    assert np.array_equal(many.record.sample, again.record.sample)
+    assert (many.record.sample.sum(axis=1) == 20).all()
+    assert many.first.energy < one.first.energy  # 5 sweeps: a random move is rarely downhill
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="candidates"):
+            anneal(block, num_reads=1, num_sweeps=1, candidates=bad)
+
+
 def test_deterministic_with_a_seed():
     block = make_block(20, 5, group=4, k=2)
     threads = torch.get_num_threads()
@@ -138,10 +164,12 @@ def test_deterministic_with_a_seed():
     assert not np.array_equal(a.record.sample, c.record.sample)
 
 
-def test_batched_and_one_by_one_reach_the_same_distribution():
+@pytest.mark.parametrize("candidates", [1, 2])
+def test_batched_and_one_by_one_reach_the_same_distribution(candidates):
+    # (with a fixed count: by default a smaller batch draws more candidates per step)
     blocks = [make_block(12, 20 + s, k=5) for s in range(6)]
     optimum = np.array([exact_energy(b) for b in blocks])
-    params = dict(num_reads=64, num_sweeps=3, beta_range=(0.05, 2.0))
+    params = dict(num_reads=64, num_sweeps=3, beta_range=(0.05, 2.0), candidates=candidates)
     sampler = GPUAnnealSampler()
     bqms = [b.to_bqm(penalty=0.0) for b in blocks]
     batched = sampler.sample_batch(

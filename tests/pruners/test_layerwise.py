@@ -7,6 +7,7 @@ from qubo_prune.backends.registry import get_backend
 from qubo_prune.core.patterns import check_mask, parse_pattern, pattern_mask
 from qubo_prune.objectives.reconstruction import layer_error
 from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
+from qubo_prune.pruners.transfers import row_transfers
 from tests.helpers import exact_refit, layer_problem
 
 F64 = torch.float64
@@ -38,15 +39,50 @@ def test_icbs_layer_never_worse_and_keeps_nm_groups():
         assert stats.predicted_gain == pytest.approx((before - after) * dense, rel=1e-6)
 
 
-def test_icbs_layer_with_a_per_layer_pattern_keeps_each_rows_count():
+@pytest.mark.parametrize("refit", [False, True])
+def test_a_per_layer_pattern_moves_counts_between_rows_and_keeps_the_layers(refit):
     W0, _, acc = layer_problem(rows=8, cols=16)
-    mask = pattern_mask(W0.abs(), parse_pattern("layer", 0.5))
-    mask[0], mask[1] = torch.arange(16) < 3, torch.arange(16) >= 3  # 3 and 13 pruned
-    backend = get_backend("exact")
-    _, new, stats = icbs_layer(
-        W0, acc, mask, parse_pattern("layer", 0.5), backend, block_size=8, iterations=4
+    W0[1] *= 0.01  # row 1's weights cost little to prune, row 0's much
+    pattern = parse_pattern("layer", 0.5)
+    mask = pattern_mask(W0.abs(), parse_pattern("unstructured", 0.5))  # 8 in every row
+    mask[0], mask[1] = torch.arange(16) >= 3, torch.arange(16) < 3  # 13 and 3 pruned
+    schedule = RefitSchedule(2, 4) if refit else None
+    W, new, stats = icbs_layer(
+        W0,
+        acc,
+        mask,
+        pattern,
+        get_backend("exact"),
+        block_size=8,
+        iterations=4,
+        refit_schedule=schedule,
+        dtype=F64,
     )
-    assert torch.equal(new.sum(dim=1), mask.sum(dim=1)) and stats.accepted > 0
+    check_mask(new, pattern)
+    assert int(new.sum()) == int(mask.sum()) and stats.transferred > 0
+    assert new[0].sum() < 13 and new[1].sum() > 3  # the count moved toward the cheap row
+    before = layer_error(W0, W0 * ~mask, acc.G)
+    after = layer_error(W0, W, acc.G)
+    assert after < before
+    if not refit:  # every move is exact: the predicted gain is the measured one
+        dense = float(((W0 @ acc.G) * W0).sum())
+        assert stats.predicted_gain == pytest.approx((before - after) * dense, rel=1e-6)
+
+
+def test_row_transfers_pair_the_cheapest_prune_with_the_best_restore():
+    # G = I: a row's error is the sum of its removed squared weights
+    W0 = torch.tensor([[1.0, 0.1, 5.0], [4.0, 3.0, 0.2], [2.0, 2.0, 2.0]], dtype=F64)
+    mask = torch.tensor([[False, False, True], [False, True, True], [False, False, True]])
+    W = W0 * ~mask
+    residual = (W0 - W) @ torch.eye(3, dtype=F64)
+    to_prune, to_restore, gain = row_transfers(W, residual, W0, mask, torch.ones(3, dtype=F64))
+    # cheapest prune: row 0's 0.1 (+0.01); best restore of another row: row 1's 3 (-9). Rows 0
+    # and 1 are then used, and row 2's prune (+4) has no receiver left: one move per row.
+    assert to_prune.tolist() == [1] and to_restore.tolist() == [4]
+    assert gain == pytest.approx(9.0 - 0.01)
+    # a layer with nothing left to restore, or nothing worth moving, gets no transfer
+    none = row_transfers(W0, torch.zeros_like(W0), W0, torch.zeros_like(mask), torch.ones(3))
+    assert len(none[0]) == 0 and none[2] == 0.0
 
 
 @pytest.mark.parametrize("pattern", ["unstructured", "2:4"])
