@@ -16,6 +16,12 @@ one-slot holding whichever is 1; exchanging them is a single flip, so free varia
 separate code path. Proposal slots therefore depend only on random numbers and the layout and
 are drawn for a whole sweep at once.
 
+Candidates. With few lanes (blocks x replicas: one block, as ``compare`` sends it) a step costs
+the launch of its few operations, not their arithmetic, so such a step draws several random
+moves per replica and proposes the one that lowers the energy most (:func:`auto_candidates`),
+then accepts it by Metropolis: greedier than plain annealing, and far more work per step at
+little more cost. A layer's batch of rows fills the lanes by itself and proposes single moves.
+
 Energy bookkeeping. With symmetric ``Q`` (linear biases on the diagonal) and ``E = x^T Q x``,
 the fields ``g = 2 Q x`` give the swap delta of ``i: 1 -> 0, j: 0 -> 1`` as
 ``g_j - g_i + C_ij`` with the state-free ``C_ij = Q_ii + Q_jj - 2 Q_ij``; an accepted swap
@@ -393,16 +399,17 @@ class Annealer:
         threshold = torch.log1p(-u).neg_().div_(beta[None, :, None])
         return ab, threshold
 
-    def best_candidate(self, abm: torch.Tensor) -> torch.Tensor:
-        """Slots (B, R, 2) of the lowest-delta move among each replica's candidates
-        ``abm`` (B, R, m, 2)."""
+    def best_candidate(self, abm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The lowest-delta move among each replica's candidates ``abm`` (B, R, m, 2): its
+        slots and variables (B, R, 2) and its energy change (B, R), as :meth:`delta` gives."""
         B, R, m = abm.shape[:3]
         ij = self.perm.gather(2, abm.reshape(B, R, 2 * m)).view(B, R, m, 2)
         gij = self.g.gather(2, ij.view(B, R, 2 * m)).view(B, R, m, 2)
         pair = torch.add(ij[..., 1], ij[..., 0], alpha=self.n1).view(B, R * m)
         delta = self.C.gather(1, pair).view(B, R, m).add_(gij[..., 1]).sub_(gij[..., 0])
-        best = delta.argmin(dim=2)[:, :, None, None].expand(B, R, 1, 2)
-        return abm.gather(2, best)[:, :, 0]
+        delta, best = delta.min(dim=2)
+        best = best[:, :, None, None].expand(B, R, 1, 2)
+        return abm.gather(2, best)[:, :, 0], ij.gather(2, best)[:, :, 0], delta
 
     def delta(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Variables ``ij`` (B, R, 2) in slots ``ab`` and the energy change of swapping them."""
@@ -450,10 +457,14 @@ class Annealer:
         ba = ab.flip(-1) if single else None
         accept = torch.empty((self.B, self.R), dtype=torch.bool, device=self.device)
         for t in range(self.n):
-            pick = ab[t] if single else self.best_candidate(ab[t])
-            ij, delta = self.delta(pick)
+            if single:
+                pick, back = ab[t], ba[t]
+                ij, delta = self.delta(pick)
+            else:
+                pick, ij, delta = self.best_candidate(ab[t])
+                back = pick.flip(-1)
             torch.le(delta, threshold[t], out=accept)
-            self.apply(pick, ba[t] if single else pick.flip(-1), ij, delta, accept)
+            self.apply(pick, back, ij, delta, accept)
 
     def keep_best(self) -> bool:
         """Remember states that beat their replica's best; whether any did by more than noise."""
@@ -470,7 +481,7 @@ class GPUAnnealSampler(dimod.Sampler):
     ``cardinality=[(variables, k), ...]`` (disjoint groups; for a SPIN BQM a 1 is a +1) is
     kept exactly: initial states are random feasible states (or the given ones, checked) and
     every move swaps a 1 and a 0 of one group; variables in no group take single flips. One
-    sweep is ``n`` proposals per replica. Each read returns the best state its replica held
+    sweep is ``n`` proposal steps per replica (each the best of ``candidates`` random moves). Each read returns the best state its replica held
     at a sweep boundary, with its energy recomputed in float64.
 
     ``device`` defaults to CUDA when available for BQMs, and to the tensors' own device for

@@ -144,7 +144,7 @@ BUILTIN_SPECS += [
         requires=("torch",),
         capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
         # on one block, 8 replicas x 32 candidate moves per step (gpu_anneal.auto_candidates)
-        defaults={"num_reads": 8, "num_sweeps": 12, "seed": 0},
+        defaults={"num_reads": 8, "num_sweeps": 24, "seed": 0},
         budget="num_sweeps",
     ),
 ]

@@ -100,9 +100,10 @@ def test_incremental_swap_delta_matches_recomputed_energy(dense):
         before = torch.einsum("bri,ij,brj->br", x, Q, x)
         # the best of 4 candidates: the lowest of their deltas
         each = torch.stack([annealer.delta(ab[t, :, :, c])[1] for c in range(4)], dim=-1)
-        pick = annealer.best_candidate(ab[t])
-        ij, delta = annealer.delta(pick)
+        pick, ij, delta = annealer.best_candidate(ab[t])
         torch.testing.assert_close(delta, each.amin(dim=-1))
+        torch.testing.assert_close(annealer.delta(pick)[1], delta)
+        assert torch.equal(annealer.delta(pick)[0], ij)
         annealer.apply(pick, pick.flip(-1), ij, delta.clone(), torch.ones((2, 3), dtype=bool))
         x = annealer.states()[..., :12]
         after = torch.einsum("bri,ij,brj->br", x, Q, x)
