@@ -15,13 +15,9 @@ from tests.helpers import random_block
 
 
 @dimod.testing.load_sampler_bqm_tests(ScheduledAnnealing)
-class TestScheduledAnnealingIsASampler(unittest.TestCase):
-    pass
-
-
 @dimod.testing.load_sampler_bqm_tests(ScaledTenureTabu)
-class TestScaledTenureTabuIsASampler(unittest.TestCase):
-    pass
+class TestBothWrappersAreDimodSamplers(unittest.TestCase):
+    """dimod's conformance tests, named after each sampler."""
 
 
 def test_beta_range_follows_the_flip_sizes_and_ignores_the_scale_of_the_units():
