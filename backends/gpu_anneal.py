@@ -42,6 +42,8 @@ import dimod
 import numpy as np
 import torch
 
+from qubo_prune.backends.schedule import COLD_ACCEPT, COLD_QUANTILE, HOT_ACCEPT
+
 __all__ = [
     "Annealer",
     "GPUAnnealSampler",
@@ -55,11 +57,8 @@ __all__ = [
 
 Cardinality = Sequence[tuple[Sequence[Any], int]]
 
-# A proposal step costs about the same for a few lanes (blocks x replicas) as for a few hundred:
-# it is bound by the launch of each operation, not by arithmetic. Small batches (one block, as
-# in `compare`) therefore fill CANDIDATE_LANES with candidate moves per replica, up to
-# MAX_CANDIDATES, and propose the best of them; a layer's batch of rows has lanes enough and
-# keeps single Metropolis proposals. Measured on recorded n = 1024 blocks (docs/benchmarks.md).
+# Lanes a step is filled to with candidate moves, and the most candidates per replica ("Candidates"
+# above; chosen on recorded n = 1024 blocks, docs/benchmarks.md).
 CANDIDATE_LANES = 256
 MAX_CANDIDATES = 32
 
@@ -98,9 +97,10 @@ def beta_ranges(annealer: Annealer, probe: torch.Generator) -> torch.Tensor:
     signal = nonzero > 0
     last = (nonzero - 1).clamp_min(0)
     median = ordered.gather(1, (last // 2)[:, None])[:, 0]
-    low = ordered.gather(1, (last // 100)[:, None])[:, 0]
-    hot = math.log(2) / median
-    cold = math.log(100) / low
+    low_at = (last.to(torch.float64) * COLD_QUANTILE).floor().long()
+    low = ordered.gather(1, low_at[:, None])[:, 0]
+    hot = math.log(1.0 / HOT_ACCEPT) / median
+    cold = math.log(1.0 / COLD_ACCEPT) / low
     out[signal, 0] = hot[signal]
     out[signal, 1] = torch.maximum(hot, cold)[signal]
     return out
@@ -481,7 +481,8 @@ class GPUAnnealSampler(dimod.Sampler):
     ``cardinality=[(variables, k), ...]`` (disjoint groups; for a SPIN BQM a 1 is a +1) is
     kept exactly: initial states are random feasible states (or the given ones, checked) and
     every move swaps a 1 and a 0 of one group; variables in no group take single flips. One
-    sweep is ``n`` proposal steps per replica (each the best of ``candidates`` random moves). Each read returns the best state its replica held
+    sweep is ``n`` proposal steps per replica (each the best of ``candidates`` random moves).
+    Each read returns the best state its replica held
     at a sweep boundary, with its energy recomputed in float64.
 
     ``device`` defaults to CUDA when available for BQMs, and to the tensors' own device for
@@ -583,9 +584,13 @@ class GPUAnnealSampler(dimod.Sampler):
         if not len(bqms) == len(cards) == len(inits):
             raise ValueError("cardinality and initial_states need one entry per BQM")
         _check_params(
-            beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
+            beta_schedule_type,
+            initial_states_generator,
+            num_sweeps,
+            num_reads,
+            beta_range,
+            candidates,
         )
-        _check_candidates(candidates)
         problems = [as_problem(b, c, i) for b, c, i in zip(bqms, cards, inits)]
         if num_reads is None:
             given = [len(p.init) for p in problems if p.init is not None]
@@ -654,9 +659,13 @@ class GPUAnnealSampler(dimod.Sampler):
         """
         started = time.perf_counter()
         _check_params(
-            beta_schedule_type, initial_states_generator, num_sweeps, num_reads, beta_range
+            beta_schedule_type,
+            initial_states_generator,
+            num_sweeps,
+            num_reads,
+            beta_range,
+            candidates,
         )
-        _check_candidates(candidates)
         n = Q.shape[1]
         shared = list(zip((np.asarray(g, dtype=np.int64) for g in groups), (int(v) for v in k)))
         _check_groups(shared, n)
@@ -780,6 +789,7 @@ def _check_params(
     num_sweeps: int,
     num_reads: int | None,
     beta_range: tuple[float, float] | None,
+    candidates: int | None,
 ) -> None:
     """Refuse impossible annealing parameters before any work."""
     if schedule not in GPUAnnealSampler.parameters["beta_schedule_type"]:
@@ -790,12 +800,9 @@ def _check_params(
         raise ValueError("num_sweeps must be >= 0 and num_reads >= 1")
     if beta_range is not None and not 0 < beta_range[0] <= beta_range[1]:
         raise ValueError(f"beta_range must be 0 < hot <= cold, got {beta_range}")
-
-
-def _check_candidates(candidates: int | None) -> None:
-    if candidates is None:
-        return
-    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+    if candidates is not None and (
+        isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1
+    ):
         raise ValueError(f"candidates must be an integer >= 1, got {candidates!r}")
 
 

@@ -15,13 +15,14 @@ import math
 import dimod
 import numpy as np
 
-__all__ = ["flip_beta_range"]
+__all__ = ["COLD_ACCEPT", "COLD_QUANTILE", "HOT_ACCEPT", "flip_beta_range"]
 
 # Hot end: the median flip is accepted with probability 1/2, so the first sweeps mix. Cold end:
 # the 1%-smallest flip is accepted with probability 1/100, so the last sweeps only descend.
-_HOT_ACCEPT = 0.5
-_COLD_QUANTILE = 0.01
-_COLD_ACCEPT = 0.01
+# gpu-anneal's swap moves follow the same rule.
+HOT_ACCEPT = 0.5
+COLD_QUANTILE = 0.01
+COLD_ACCEPT = 0.01
 _PROBES = 4
 
 
@@ -32,7 +33,7 @@ def flip_beta_range(bqm: dimod.BinaryQuadraticModel, seed: int = 0) -> tuple[flo
     for the same BQM: the schedule does not depend on the sampler's seed).
     """
     # a flip of x_i changes E by (1 - 2 x_i) (a_i + sum_j b_ij x_j), in BINARY biases
-    lin, (row, col, quad), _ = bqm.binary.to_numpy_vectors()  # (the SPIN view's is 200x slower)
+    lin, (row, col, quad), _ = bqm.binary.to_numpy_vectors()  # (the SPIN view's: ~180x slower)
     n = len(lin)
     if n == 0:
         return 0.1, 1.0
@@ -44,6 +45,6 @@ def flip_beta_range(bqm: dimod.BinaryQuadraticModel, seed: int = 0) -> tuple[flo
     sizes = sizes[sizes > 1e-12 * sizes.max()] if sizes.max() > 0 else sizes[:0]
     if not len(sizes):
         return 0.1, 1.0  # every state has the same energy: no signal
-    hot = math.log(1.0 / _HOT_ACCEPT) / float(np.median(sizes))
-    cold = math.log(1.0 / _COLD_ACCEPT) / float(np.quantile(sizes, _COLD_QUANTILE))
+    hot = math.log(1.0 / HOT_ACCEPT) / float(np.median(sizes))
+    cold = math.log(1.0 / COLD_ACCEPT) / float(np.quantile(sizes, COLD_QUANTILE))
     return hot, max(hot, cold)

@@ -120,16 +120,18 @@ def score(rows: list[dict], blocks, best: np.ndarray) -> dict[str, Any]:
     }
 
 
+def seconds_by_n(rows: list[dict]) -> dict[int, float]:
+    """Mean wall seconds per block, by block size."""
+    sizes = sorted({r["n"] for r in rows})
+    return {int(n): float(np.mean([r["seconds"] for r in rows if r["n"] == n])) for n in sizes}
+
+
 def time_defaults(solvers: list[str], blocks: list[tuple[str, Block]], out: Path) -> int:
     """Mean seconds per block at each size for each solver's defaults, with the machine's load
     average before and after (the 2 s target is for an idle core)."""
     report = {"machine": {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}}
     for solver in solvers:
-        rows = run(solver, {}, blocks)
-        report[solver] = {
-            int(n): float(np.mean([r["seconds"] for r in rows if r["n"] == n]))
-            for n in sorted({r["n"] for r in rows})
-        }
+        report[solver] = seconds_by_n(run(solver, {}, blocks))
         print(solver, {n: f"{t:.3f} s" for n, t in report[solver].items()}, flush=True)
     report["machine"]["load_after"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +159,7 @@ def main() -> int:
     torch.set_num_threads(1)
     blocks = load(args.blocks, args.per_file)
     if args.time_only:
-        return time_defaults(sorted({s for s, _, _ in chosen}, key=str), blocks, args.out)
+        return time_defaults(sorted({s for s, _, _ in chosen}), blocks, args.out)
     judged = [b for b in blocks if b[1].n <= 1024]  # the targets' range; larger ones: time only
     larger = [b for b in blocks if b[1].n > 1024]
     runs = {}
@@ -170,11 +172,7 @@ def main() -> int:
     for (solver, label, extra), rows in runs.items():
         s = score(rows, judged, best)
         if label == "default" and larger:  # time per block of n > 1024, by n
-            timed = run(solver, {}, larger)
-            s["seconds_larger"] = {
-                int(n): float(np.mean([r["seconds"] for r in timed if r["n"] == n]))
-                for n in sorted({r["n"] for r in timed})
-            }
+            s["seconds_larger"] = seconds_by_n(run(solver, {}, larger))
         options = get_spec(solver).options(json.loads(extra))
         report["settings"].append({"solver": solver, "label": label, "options": options, **s})
         print(

@@ -186,9 +186,8 @@ class _Layer:
     def transfer(self, rounds: int, stats: ICBSStats) -> float:
         """Up to ``rounds`` rounds of count transfers between rows (per-matrix patterns);
         returns the predicted gain."""
-        gain = 0.0
+        gain, diag = 0.0, self.Gc.diagonal()
         for _ in range(rounds):
-            diag = self.Gc.diagonal()
             to_prune, to_restore, round_gain = row_transfers(
                 self.state.weights, self.state.residual, self.values, self.mask, diag
             )
