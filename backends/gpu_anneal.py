@@ -22,6 +22,10 @@ moves per replica and proposes the one that lowers the energy most (:func:`auto_
 then accepts it by Metropolis: greedier than plain annealing, and far more work per step at
 little more cost. A layer's batch of rows fills the lanes by itself and proposes single moves.
 
+Polish. The last sweeps try only random moves, so annealing ends near a local optimum, not
+at it; each problem's best read then descends by the most improving swap among all of them
+until none is left (:meth:`Annealer.polish`: a few ``n x n`` passes).
+
 Energy bookkeeping. With symmetric ``Q`` (linear biases on the diagonal) and ``E = x^T Q x``,
 the fields ``g = 2 Q x`` give the swap delta of ``i: 1 -> 0, j: 0 -> 1`` as
 ``g_j - g_i + C_ij`` with the state-free ``C_ij = Q_ii + Q_jj - 2 Q_ij``; an accepted swap
@@ -65,6 +69,9 @@ MAX_CANDIDATES = 32
 # Sweeps between exact recomputations of the fields: cheap (one batched matmul) against a
 # sweep of n proposals, and keeps the float32 drift of incremental updates negligible.
 _REFRESH_EVERY = 8
+
+# Elements of the swap-delta matrices one polish round holds at once (problems are chunked).
+_POLISH_ELEMENTS = 1 << 22
 
 
 def beta_ranges(annealer: Annealer, probe: torch.Generator) -> torch.Tensor:
@@ -137,7 +144,7 @@ class Layout:
     variable) a slot belongs to; ``slot_one``: whether the slot is a one-slot; ``slot_src`` and
     ``slot_flip``: whose value decides a slot in a given state (a ghost slot takes the
     complement of its free variable); ``moves``: rows ``(one_start, k, zero_start, n_zero)``,
-    one per proposal weight unit.
+    one per proposal weight unit; ``var_unit``: each variable's group, -1 for a free one.
     """
 
     slot_var: np.ndarray
@@ -146,6 +153,7 @@ class Layout:
     slot_src: np.ndarray
     slot_flip: np.ndarray
     moves: np.ndarray
+    var_unit: np.ndarray
 
     @property
     def num_slots(self) -> int:
@@ -155,9 +163,11 @@ class Layout:
 def layout(n: int, groups: Sequence[tuple[np.ndarray, int]]) -> Layout:
     """The slots of ``n`` variables with disjoint ``groups`` ``(positions, k)``; the rest free."""
     seen = np.zeros(n, dtype=bool)
+    var_unit = np.full(n, -1, dtype=np.int64)
     slot_var, slot_unit, slot_one, slot_src, slot_flip, moves = [], [], [], [], [], []
     for unit, (g, k) in enumerate(groups):
         seen[g] = True
+        var_unit[g] = unit
         start = len(slot_var)
         slot_var += g.tolist()
         slot_src += g.tolist()
@@ -181,6 +191,7 @@ def layout(n: int, groups: Sequence[tuple[np.ndarray, int]]) -> Layout:
         slot_src=np.array(slot_src, dtype=np.int64),
         slot_flip=np.array(slot_flip, dtype=bool),
         moves=np.array(moves, dtype=np.int64).reshape(-1, 4),
+        var_unit=var_unit,
     )
 
 
@@ -333,6 +344,10 @@ class Annealer:
 
         noop = np.array([[L - 1, 1, L - 1, 1]])
         moves = [lay.moves if len(lay.moves) else noop for lay in distinct]
+        # One group per problem (a block, a row): every move row is the same, no unit to draw.
+        self.one_unit = all((m == m[0]).all() for m in moves)
+        if self.one_unit:
+            moves = [m[:1] for m in moves]
         P = max(len(m) for m in moves)
         table = np.zeros((len(moves), P, 4), dtype=np.int64)
         for b, m in enumerate(moves):
@@ -342,6 +357,10 @@ class Annealer:
         self.num_moves = counts.expand(B)[None, :, None]
         base = torch.arange(len(moves), device=device) * P
         self.move_base = base.expand(B)[None, :, None]
+        units = np.full((len(distinct), n1), -1, dtype=np.int64)  # the ghost: with free ones
+        for b, lay in enumerate(distinct):
+            units[b, :n] = lay.var_unit
+        self.var_unit = torch.as_tensor(units, device=device).expand(B, n1)
         self.row_base = torch.arange(B, device=device).repeat_interleave(R) * n1
         self.ghost = torch.full((B, R, 2), n, dtype=torch.long, device=device)
 
@@ -386,14 +405,18 @@ class Annealer:
 
         A move is accepted when ``delta <= -log(1 - u) / beta`` (Metropolis). Integer
         remainders pick the unit and slots, which cannot overshoot a range as a scaled float
-        can. (One candidate draws the same numbers as before candidates existed.)
+        can; problems of one group draw no unit.
         """
         shape = (self.n, self.B, self.R, candidates)
-        r = torch.randint(0, 1 << 31, (*shape, 3), generator=self.gen, device=self.device)
-        unit = torch.remainder(r[..., 0], self.num_moves[..., None])
-        move = self.moves[unit + self.move_base[..., None]]
-        a = move[..., 0] + torch.remainder(r[..., 1], move[..., 1])
-        b = move[..., 2] + torch.remainder(r[..., 2], move[..., 3])
+        if self.one_unit:  # every move row of a problem alike: draw only the two slots
+            r = torch.randint(0, 1 << 31, (*shape, 2), generator=self.gen, device=self.device)
+            move = self.moves[self.move_base[0, :, 0]][None, :, None, None, :]
+        else:
+            r = torch.randint(0, 1 << 31, (*shape, 3), generator=self.gen, device=self.device)
+            unit = torch.remainder(r[..., 2], self.num_moves[..., None])
+            move = self.moves[unit + self.move_base[..., None]]
+        a = move[..., 0] + torch.remainder(r[..., 0], move[..., 1])
+        b = move[..., 2] + torch.remainder(r[..., 1], move[..., 3])
         ab = torch.stack((a, b), dim=-1)
         u = torch.rand(shape[:3], generator=self.gen, device=self.device, dtype=self.dtype)
         threshold = torch.log1p(-u).neg_().div_(beta[None, :, None])
@@ -474,6 +497,47 @@ class Annealer:
         self.best_perm = torch.where(better[..., None], self.perm, self.best_perm)
         return significant
 
+    def polish(self, x: torch.Tensor) -> int:
+        """Steepest descent by swaps from each problem's best read of ``x`` (B, R, n1), in place.
+
+        Annealing ends near, not at, a local optimum: its last sweeps try only random moves.
+        Each round here takes, per problem, the swap (or free flip) that lowers the energy
+        most among all of them, until none lowers it by more than float noise; it costs a few
+        ``n x n`` passes. Returns the number of swaps made.
+        """
+        rows = torch.arange(self.B, device=self.device)
+        lane = self.best_E.argmin(dim=1)
+        best = x[rows, lane]
+        chunk = max(1, _POLISH_ELEMENTS // (self.n1 * self.n1))
+        swaps = sum(self._descend(best, slice(lo, lo + chunk)) for lo in range(0, self.B, chunk))
+        x[rows, lane] = best
+        return swaps
+
+    def _descend(self, best: torch.Tensor, part: slice) -> int:
+        """:meth:`polish` on the problems ``part`` of ``best`` (B, n1). A pair (i: 1 -> 0,
+        j: 0 -> 1) is a move when both lie in one group, or both are free or the ghost (two
+        flips, or one against the ghost, which counts as a 1 and as a 0)."""
+        x, n, n1 = best[part], self.n, self.n1
+        C = self.C[part].view(-1, n1, n1)
+        unit = self.var_unit[part]
+        same = unit[:, :, None] == unit[:, None, :]
+        swaps = 0
+        for _ in range(n):  # each swap lowers the energy, so this ends; n is a cap
+            g = torch.bmm(x[:, None, :], self.Q2[part])[:, 0]
+            one, zero = x > 0.5, x < 0.5
+            one[:, n] = zero[:, n] = True
+            delta = (C + g[:, None, :]).sub_(g[:, :, None])
+            delta.masked_fill_(~(same & one[:, :, None] & zero[:, None, :]), math.inf)
+            delta, at = delta.view(len(x), -1).min(dim=1)
+            moved = (delta < -self.tol[part, 0]).nonzero().squeeze(1)
+            if not len(moved):
+                break
+            x[moved, at[moved] // n1] = 0.0
+            x[moved, at[moved] % n1] = 1.0
+            x[:, n] = 0.0
+            swaps += len(moved)
+        return swaps
+
 
 class GPUAnnealSampler(dimod.Sampler):
     """Cardinality-preserving simulated annealing of many blocks at once, in torch.
@@ -506,6 +570,7 @@ class GPUAnnealSampler(dimod.Sampler):
         "seed": [],
         "time_limit": [],
         "early_stop": [],
+        "polish": [],
     }
 
     def __init__(
@@ -555,6 +620,7 @@ class GPUAnnealSampler(dimod.Sampler):
         time_limit: float | None = None,
         early_stop: int | None = None,
         initial_states_generator: str = "random",
+        polish: bool = True,
     ) -> list[dimod.SampleSet]:
         """Anneal many BQMs in one tensor program per size; one sample set per BQM, in order.
 
@@ -576,6 +642,9 @@ class GPUAnnealSampler(dimod.Sampler):
                 improved its best energy.
             initial_states_generator: how reads beyond the given states start: ``"random"``
                 feasible states, ``"tile"`` the given ones repeated, ``"none"`` (error).
+            polish: end by steepest swap descent from each BQM's best read
+                (:meth:`Annealer.polish`); ``info["polish_swaps"]``: the swaps made in
+                the BQM's size group.
         """
         started = time.perf_counter()
         bqms = list(bqms)
@@ -626,6 +695,7 @@ class GPUAnnealSampler(dimod.Sampler):
                     deadline,
                     early_stop,
                     candidates,
+                    polish,
                 )
                 X = X.cpu().numpy()
                 for j, (i, p) in enumerate(zip(members, batch)):
@@ -649,6 +719,7 @@ class GPUAnnealSampler(dimod.Sampler):
         time_limit: float | None = None,
         early_stop: int | None = None,
         initial_states_generator: str = "random",
+        polish: bool = True,
     ) -> torch.Tensor:
         """Anneal ``B`` blocks given as tensors; best states ``(B, num_reads, n)`` (bool).
 
@@ -697,6 +768,7 @@ class GPUAnnealSampler(dimod.Sampler):
                 deadline,
                 early_stop,
                 candidates,
+                polish,
             )
         return X.to(Q.device, torch.bool)
 
@@ -734,14 +806,15 @@ class GPUAnnealSampler(dimod.Sampler):
         generator: torch.Generator,
         deadline: float | None,
         early_stop: int | None,
-        candidates: int | None = None,
+        candidates: int | None,
+        polish: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """Anneal equal-size problems together: best states (B, R, n) int8, beta ranges, info."""
         B, R, n = Q.shape[0], X0.shape[1], Q.shape[1]
         if n == 0:
             X = torch.zeros((B, R, 0), dtype=torch.int8, device=Q.device)
             ranges = torch.tensor([beta_range or (0.1, 1.0)], dtype=torch.float64).repeat(B, 1)
-            return X, ranges.to(Q.device), {"num_sweeps": 0, "stopped": None}
+            return X, ranges.to(Q.device), {"num_sweeps": 0, "stopped": None, "polish_swaps": 0}
         annealer = Annealer(Q, layouts, R, self.dtype, generator, candidates)
         if beta_range is None:
             probe = self._generator(0, Q.device)  # the schedule does not depend on the seed
@@ -763,8 +836,10 @@ class GPUAnnealSampler(dimod.Sampler):
             if deadline is not None and time.perf_counter() >= deadline:
                 stopped = "time_limit"
                 break
-        X = annealer.states(annealer.best_perm)[:, :, :n].to(torch.int8)
-        return X, ranges, {"num_sweeps": done, "stopped": stopped}
+        X = annealer.states(annealer.best_perm)
+        swaps = annealer.polish(X) if polish else 0
+        info = {"num_sweeps": done, "stopped": stopped, "polish_swaps": swaps}
+        return X[:, :, :n].to(torch.int8), ranges, info
 
 
 def _given_states(

@@ -143,8 +143,15 @@ BUILTIN_SPECS += [
         description="batched torch annealing with swap moves that keep the cardinality exactly",
         requires=("torch",),
         capabilities=Capabilities(native_cardinality=True, batched=True, stochastic=True),
-        # on one block, 8 replicas x 32 candidate moves per step (gpu_anneal.auto_candidates)
-        defaults={"num_reads": 8, "num_sweeps": 24, "seed": 0},
+        # on one block, 8 replicas x 32 candidate moves per step (gpu_anneal.auto_candidates),
+        # every replica from the block's current mask, the best read polished
+        defaults={
+            "num_reads": 8,
+            "num_sweeps": 14,
+            "seed": 0,
+            "warm_start": True,
+            "initial_states_generator": "tile",
+        },
         budget="num_sweeps",
     ),
 ]

@@ -44,8 +44,10 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("steepest-descent", "8 reads", {"num_reads": 8}),
     ("steepest-descent", "0.01 x bound", {"penalty_scale": 0.01}),
     ("gpu-anneal", "default", {}),
+    ("gpu-anneal", "no polish", {"polish": False}),
+    ("gpu-anneal", "random start", {"warm_start": False}),
+    ("gpu-anneal", "24 sweeps", {"num_sweeps": 24}),
     ("gpu-anneal", "1 candidate x 50 sweeps", {"candidates": 1, "num_sweeps": 50}),
-    ("gpu-anneal", "12 sweeps", {"num_sweeps": 12}),
 ]
 REFERENCE = [  # long runs that only tighten the best known energy of n > 24 blocks
     ("tabu", {"num_restarts": 64, "penalty": "safe"}),

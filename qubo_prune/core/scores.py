@@ -105,11 +105,8 @@ def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tenso
     sort does; quantised weights tie often, so this decides which magnitude mask is reproduced.
     """
     keep_total = kept_count(scores.numel(), density)
-    pruned = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     if granularity == "tensor":
-        order = torch.argsort(scores.reshape(-1), stable=True)
-        pruned[order[: scores.numel() - keep_total]] = True
-        return pruned.view_as(scores)
+        return _lowest(scores.reshape(-1), scores.numel() - keep_total).view_as(scores)
     if granularity != "row":
         raise ValueError(f"unknown granularity {granularity!r}; choose one of {GRANULARITIES}")
     rows = scores.reshape(scores.shape[0], -1)
@@ -122,6 +119,20 @@ def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tenso
     mask = torch.zeros_like(rows, dtype=torch.bool)
     mask.scatter_(1, order, drop)
     return mask.view_as(scores)
+
+
+def _lowest(flat: torch.Tensor, count: int) -> torch.Tensor:
+    """Bool mask of the ``count`` lowest of ``flat``, ties in index order: what the first
+    ``count`` of a stable ascending sort give, found by selection (ADMM chooses a mask every
+    iteration, and sorting a SmolLM2 MLP matrix took 100 ms of its 130 ms iteration)."""
+    pruned = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if count <= 0:
+        return pruned
+    threshold = torch.kthvalue(flat, count).values
+    below = flat < threshold
+    tied = flat == threshold
+    room = count - int(below.sum())  # the ties that still fit, first ones first
+    return below | (tied & (torch.cumsum(tied, dim=0) <= room))
 
 
 def _share(total: int, rows: int, cols: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from qubo_prune.backends import gpu_anneal
 from qubo_prune.backends.exact import ExactCardinalitySampler
 from qubo_prune.backends.gpu_anneal import (
     Annealer,
@@ -158,10 +159,12 @@ def test_more_candidates_stay_feasible_reproducible_and_descend_faster():
 def test_deterministic_with_a_seed():
     block = make_block(20, 5, group=4, k=2)
     threads = torch.get_num_threads()
-    a, b = (anneal(block, num_reads=8, num_sweeps=10, seed=7) for _ in range(2))
+    # one plain sweep, unpolished: reads still differ, so the seed shows
+    options = dict(num_reads=8, num_sweeps=1, candidates=1, polish=False)
+    a, b = (anneal(block, seed=7, **options) for _ in range(2))
     assert torch.get_num_threads() == threads  # the single-threaded loop restores the setting
     assert np.array_equal(a.record.sample, b.record.sample)
-    c = anneal(block, num_reads=8, num_sweeps=10, seed=8)
+    c = anneal(block, seed=8, **options)
     assert not np.array_equal(a.record.sample, c.record.sample)
 
 
@@ -203,6 +206,40 @@ def test_mixed_sizes_come_back_in_order():
         assert block.is_feasible(as_matrix(ss, block.n)).all()
 
 
+def improving_neighbour(bqm: dimod.BinaryQuadraticModel, groups, sample: dict) -> bool:
+    """Whether one swap inside a group, or one or two flips of free variables (one up, one
+    down), lowers the energy of ``sample`` by more than float noise."""
+    grouped = {v for g, _ in groups for v in g}
+    free = [v for v in bqm.variables if v not in grouped]
+    pairs = [(i, j) for g, _ in groups for i in g for j in g if sample[i] > sample[j]]
+    pairs += [(i, j) for i in [*free, None] for j in [*free, None] if i != j]
+    base = bqm.energy(sample)
+    for i, j in pairs:
+        if (i is not None and sample[i] != 1) or (j is not None and sample[j] != 0):
+            continue
+        moved = {**sample, **({i: 0} if i is not None else {}), **({j: 1} if j is not None else {})}
+        if bqm.energy(moved) < base - 1e-9:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("elements", [None, 1])  # 1: one problem per polish chunk
+def test_polish_ends_each_best_read_at_a_swap_local_optimum(monkeypatch, elements):
+    if elements is not None:
+        monkeypatch.setattr(gpu_anneal, "_POLISH_ELEMENTS", elements)
+    groups = [(list(range(6)), 2), (list(range(6, 10)), 3)]  # 10..13 free
+    bqms = [make_block(14, 50 + s).to_bqm(penalty=0.0) for s in range(3)]
+    params = dict(cardinality=[groups] * 3, num_reads=4, num_sweeps=0, seed=0)
+    sampler = GPUAnnealSampler()
+    raw = sampler.sample_batch(bqms, polish=False, **params)
+    polished = sampler.sample_batch(bqms, **params)
+    for bqm, before, after in zip(bqms, raw, polished):
+        assert after.info["polish_swaps"] > 0
+        assert after.first.energy < before.first.energy  # from the same random states
+        assert not improving_neighbour(bqm, groups, after.first.sample)
+        assert improving_neighbour(bqm, groups, before.first.sample)
+
+
 def test_warm_start_formats_and_validation():
     block = make_block(10, 40, k=4)
     bqm = block.to_bqm(penalty=0.0)
@@ -210,7 +247,12 @@ def test_warm_start_formats_and_validation():
     sampler = GPUAnnealSampler()
     for init in ((X, list(range(10))), dimod.SampleSet.from_samples_bqm((X, range(10)), bqm), X):
         ss = sampler.sample(
-            bqm, cardinality=block.cardinality(), initial_states=init, num_sweeps=0, seed=0
+            bqm,
+            cardinality=block.cardinality(),
+            initial_states=init,
+            num_sweeps=0,
+            seed=0,
+            polish=False,
         )
         assert len(ss) == 1
         assert np.array_equal(as_matrix(ss, 10)[0], block.current)
@@ -221,6 +263,7 @@ def test_warm_start_formats_and_validation():
         num_reads=3,
         num_sweeps=0,
         initial_states_generator="tile",
+        polish=False,
     )
     assert (as_matrix(tiled, 10) == block.current).all()
     with pytest.raises(ValueError, match="violates"):
@@ -259,5 +302,5 @@ def test_through_the_registry():
     precise = get_backend("gpu-anneal", dtype="float64", num_reads=2, num_sweeps=5)
     assert precise.base_sampler.dtype is torch.float64
     assert blocks[2].is_feasible(as_matrix(precise.solve(blocks[2]), 8)).all()
-    warm = get_backend("gpu-anneal", warm_start=True, num_sweeps=0).solve(blocks[1])
+    warm = get_backend("gpu-anneal", num_sweeps=0, polish=False).solve(blocks[1])  # warm start
     assert np.array_equal(as_matrix(warm, 16)[0], blocks[1].current)

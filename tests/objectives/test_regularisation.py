@@ -5,7 +5,7 @@ import torch
 
 from qubo_prune.objectives.reconstruction import GramAccumulator
 from qubo_prune.objectives.refit import refit, residual
-from qubo_prune.objectives.regularisation import choose_damping, damped, fit_part
+from qubo_prune.objectives.regularisation import DAMPINGS, choose_damping, damped, fit_part
 from qubo_prune.pruners.calibration import GramHooks, Stream
 from qubo_prune.pruners.methods import LayerwiseConfig
 
@@ -92,4 +92,7 @@ def test_choice_follows_the_held_out_error():
         errors = choice.held_out_errors
         assert choice.damping == min(errors, key=errors.get)
         assert (choice.damping > 0) == shift
-        assert errors[choice.damping] < errors[0.0 if shift else 1.0]
+        assert errors[choice.damping] < errors[0.0 if shift else max(errors)]
+        assert list(errors) == list(DAMPINGS[: len(errors)])  # walked from light to heavy
+        if not shift:  # stopped at the first candidate worse than the plain refit
+            assert len(errors) == 2

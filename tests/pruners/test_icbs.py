@@ -208,3 +208,16 @@ def test_initial_mask_prunes_ties_in_index_order_like_the_reference_code(gran):
         "row": [[False, True, True, False], [True, True, False, False]],
     }
     assert initial_mask(s, 0.5, gran).tolist() == expected[gran]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tensor_mask_by_selection_equals_the_stable_sort(seed):
+    """The per-matrix mask is found by selection, not a sort; on quantised scores (many ties)
+    it must still prune exactly what the first entries of a stable ascending sort name."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randint(0, 6, (37, 29), generator=g).float()
+    for density in (0.05, 0.3, 0.5, 0.77, 0.95):
+        pruned = s.numel() - kept_count(s.numel(), density)
+        expected = torch.zeros(s.numel(), dtype=torch.bool)
+        expected[torch.argsort(s.reshape(-1), stable=True)[:pruned]] = True
+        assert torch.equal(initial_mask(s, density, "tensor").reshape(-1), expected)
