@@ -124,7 +124,7 @@ def initial_mask(scores: torch.Tensor, density: float, granularity: str = "tenso
 def _lowest(flat: torch.Tensor, count: int) -> torch.Tensor:
     """Bool mask of the ``count`` lowest of ``flat``, ties in index order: what the first
     ``count`` of a stable ascending sort give, found by selection (ADMM chooses a mask every
-    iteration, and sorting a SmolLM2 MLP matrix took 100 ms of its 130 ms iteration)."""
+    iteration, and sorting a matrix of SmolLM2's MLP shape took 100 ms of its 130 ms iteration)."""
     pruned = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     if count <= 0:
         return pruned
