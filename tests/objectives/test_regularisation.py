@@ -96,3 +96,18 @@ def test_choice_follows_the_held_out_error():
         assert list(errors) == list(DAMPINGS[: len(errors)])  # walked from light to heavy
         if not shift:  # stopped at the first candidate worse than the plain refit
             assert len(errors) == 2
+
+
+def test_held_out_errors_are_the_refits_relative_errors_on_the_held_out_inputs():
+    """Each candidate's error is ``||(W0 - W) U||^2 / ||W0 U||^2`` of its float32 refit on the
+    fit windows alone, on the held-out windows' inputs (the reference measured in float64)."""
+    W0, mask, acc = held_out_case(shift=True)
+    choice = choose_damping(W0, mask, W0 * ~mask, acc, iterations=20, dtype=torch.float32)
+    assert len(choice.held_out_errors) >= 2
+    fit = fit_part(acc)
+    for damping, error in choice.held_out_errors.items():
+        G, W0f = damped(fit, damping).G.float(), W0.float()
+        W = refit(W0f, mask, G, residual(W0f, W0f * ~mask, G), 20).weights
+        E = W0 - W.double()
+        expected = float(((E @ acc.held.G) * E).sum() / ((W0 @ acc.held.G) * W0).sum())
+        assert error == pytest.approx(expected, rel=1e-4)
