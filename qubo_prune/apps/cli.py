@@ -172,7 +172,13 @@ def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
         choices=list(STARTS),
         help="the mask iCBS starts from (sparsegpt, admm: per-layer counts when unstructured)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds iCBS's random block draws, made from the second iteration on (the "
+        "solver's own draws: --solver-opt seed=N)",
+    )
 
 
 def _add_prune_llm_parser(sub: argparse._SubParsersAction) -> None:
