@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qubo_prune.objectives.reconstruction import GramAccumulator
+from qubo_prune.objectives.reconstruction import GramAccumulator, layer_error
 from qubo_prune.objectives.refit import refit, residual
 
 __all__ = ["DAMPINGS", "DampingChoice", "choose_damping", "damped", "fit_part"]
@@ -83,12 +83,11 @@ def choose_damping(
     mask = mask.to(acc.G.device)
     begin = start.to(acc.G.device, dtype) * ~mask
     held = acc.held.gram(dtype)
-    dense = float(((W0c @ held) * W0c).sum()) or 1.0
     errors: dict[float, float] = {}
     for damping in sorted(candidates):
         G = damped(fit, damping).gram(dtype)
         state = refit(W0c, mask, G, residual(W0c, begin, G), iterations)
-        errors[float(damping)] = float(residual(W0c, state.weights, held).errors.sum()) / dense
+        errors[float(damping)] = layer_error(W0c, state.weights, held)
         if errors[float(damping)] > min(errors.values()):
             break
     return DampingChoice(min(errors, key=errors.get), errors)
