@@ -1,4 +1,4 @@
-"""SmolLM2-135M at 50% unstructured and 2:4: dense, magnitude, Wanda, SparseGPT, ADMM, iCBS.
+"""SmolLM2-135M at 50% unstructured and 2:4: dense, magnitude, Wanda, SparseGPT, ADMM, ALPS, iCBS.
 
 Prints one row per run (perplexity on each evaluation text: the Python library docs, in
 domain, and the fortunes package's songs and poems, out of domain; mean layer error on dense
@@ -20,12 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 FROM_SPARSEGPT = ("--method", "icbs", "--refit", "--start", "sparsegpt")
 FROM_ADMM = ("--method", "icbs", "--refit", "--start", "admm")
+FROM_ALPS = ("--method", "icbs", "--refit", "--start", "alps")
 AUTO = ("--refit-damping", "auto")
 RUNS = {
     "magnitude-50": ["--method", "magnitude", "--pattern", "unstructured"],
     "wanda-50": ["--method", "wanda", "--pattern", "unstructured"],
     "sparsegpt-50": ["--method", "sparsegpt", "--pattern", "unstructured"],
     "admm-50": ["--method", "admm", "--pattern", "unstructured"],
+    "alps-50": ["--method", "alps", "--pattern", "unstructured"],
     "icbs-50": ["--method", "icbs", "--pattern", "unstructured"],
     "icbs-50-refit": ["--method", "icbs", "--pattern", "unstructured", "--refit"],
     "icbs-50-refit-from-sparsegpt": [*FROM_SPARSEGPT, "--pattern", "unstructured"],
@@ -35,15 +37,18 @@ RUNS = {
     "sparsegpt-50-refit-auto": ["--method", "sparsegpt", "--refit", *AUTO],
     "icbs-50-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "unstructured", *AUTO],
     "icbs-layer-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "layer", *AUTO],
+    "icbs-layer-refit-auto-from-alps": [*FROM_ALPS, "--pattern", "layer", *AUTO],
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
     "admm-2:4": ["--method", "admm", "--pattern", "2:4"],
+    "alps-2:4": ["--method", "alps", "--pattern", "2:4"],
     "icbs-2:4": ["--method", "icbs", "--pattern", "2:4"],
     "icbs-2:4-refit": ["--method", "icbs", "--pattern", "2:4", "--refit"],
     "icbs-2:4-refit-from-sparsegpt": [*FROM_SPARSEGPT, "--pattern", "2:4"],
     "icbs-2:4-refit-auto-from-sparsegpt": [*FROM_SPARSEGPT, "--pattern", "2:4", *AUTO],
     "icbs-2:4-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "2:4", *AUTO],
+    "icbs-2:4-refit-auto-from-alps": [*FROM_ALPS, "--pattern", "2:4", *AUTO],
 }
 
 

@@ -170,7 +170,7 @@ def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
         "--start",
         default="wanda",
         choices=list(STARTS),
-        help="the mask iCBS starts from (sparsegpt, admm: per-layer counts when unstructured)",
+        help="the mask iCBS starts from (sparsegpt, admm, alps: per-layer counts when unstructured)",
     )
     p.add_argument(
         "--seed",

@@ -18,7 +18,7 @@ from qubo_prune.core.patterns import Pattern, parse_pattern
 from qubo_prune.core.step import BlockSolver
 from qubo_prune.objectives.reconstruction import GramAccumulator
 from qubo_prune.objectives.regularisation import choose_damping, damped
-from qubo_prune.pruners.admm import admm_layer
+from qubo_prune.pruners.admm import admm_layer, alps_layer
 from qubo_prune.pruners.baselines import BASELINES
 from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
 
@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 # per-layer rules: (W0, Gram, pattern, dtype) -> (W, mask)
-RULES = {**BASELINES, "admm": admm_layer}
-STARTS = ("wanda", "sparsegpt", "admm")  # the masks iCBS can start from
+RULES = {**BASELINES, "admm": admm_layer, "alps": alps_layer}
+STARTS = ("wanda", "sparsegpt", "admm", "alps")  # the masks iCBS can start from
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -131,11 +131,11 @@ class LayerwiseConfig:
     def guaranteed_pattern(self) -> Pattern:
         """The counts every mask of this config keeps exactly.
 
-        SparseGPT chooses unstructured masks per block of 128 columns and ADMM per matrix: exact
-        per layer, not per row (and iCBS keeps every row's count of its start mask).
+        SparseGPT chooses unstructured masks per block of 128 columns and ADMM and ALPS per
+        matrix: exact per layer, not per row (and iCBS keeps every row's count of its start mask).
         """
         pattern = self.parsed_pattern()
-        if self.mask_rule() in ("sparsegpt", "admm") and pattern.kind == "row":
+        if self.mask_rule() in ("sparsegpt", "admm", "alps") and pattern.kind == "row":
             return Pattern("layer", pattern.sparsity)
         return pattern
 

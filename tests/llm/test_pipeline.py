@@ -13,18 +13,20 @@ from tests.helpers import tiny_llama, tokens
 transformers = pytest.importorskip("transformers")
 
 
+@pytest.mark.parametrize("start", ["sparsegpt", "admm", "alps"])
 @pytest.mark.parametrize("pattern", ["unstructured", "2:4"])
-def test_icbs_from_sparsegpt_start_refines_its_mask(pattern):
-    base = LayerwiseConfig(method="sparsegpt", pattern=pattern, refit=True)
-    gpt = prune_causal_lm(tiny_llama(), tokens(3), base, progress=False)
+def test_icbs_refines_its_start_mask(pattern, start):
+    base = LayerwiseConfig(method=start, pattern=pattern, refit=True)
+    first = prune_causal_lm(tiny_llama(), tokens(3), base, progress=False)
     config = LayerwiseConfig(
-        method="icbs", pattern=pattern, start="sparsegpt", solver="exact", block_size=8, refit=True
+        method="icbs", pattern=pattern, start=start, solver="exact", block_size=8, refit=True
     )
     model = tiny_llama()
     icbs = prune_causal_lm(model, tokens(3), config, progress=False)
-    for g, i in zip(gpt[:7], icbs[:7]):  # same inputs in the first decoder layer
+    for g, i in zip(first[:7], icbs[:7], strict=True):  # same inputs in the first decoder layer
         assert i.error <= g.error + 1e-12
-    assert sum(i.error for i in icbs[:7]) < sum(g.error for g in gpt[:7])
+    if start == "sparsegpt":  # ADMM and ALPS may leave no swap the blocks can see
+        assert sum(i.error for i in icbs[:7]) < sum(g.error for g in first[:7])
     for mask in model.pruning_masks.values():
         check_mask(mask, parse_pattern("layer" if pattern == "unstructured" else pattern))
     with pytest.raises(ValueError, match="unknown start mask"):
