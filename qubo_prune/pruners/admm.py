@@ -109,19 +109,21 @@ def alps(
     The mask is the pattern's exact one from the first iteration, chosen again from
     ``|W + V|`` at every iteration; every 3 iterations the penalty grows by 1.3, 1.2 or 1.1
     as more than 10%, more than 0.5% or fewer of the kept weights moved in that time, so
-    the mask settles while the weights still adapt to it. The penalty changes, so the
-    solves use one eigendecomposition of the damped Gram instead of a Cholesky factor.
+    the mask settles while the weights still adapt to it (the Cholesky factor of
+    ``G' + rho I`` is recomputed at each change).
     """
     W, Gn, norm, scale = _preconditioned(W0, G, pattern, damping, dtype)
     final = _final_pattern(pattern)
-    eigenvalues, Q = torch.linalg.eigh(Gn)
+    eye = torch.eye(Gn.shape[0], dtype=dtype, device=G.device)
     target = W @ Gn
-    penalty = rho * scale
+    penalty, factor = rho * scale, None
     mask = pattern_mask(W.abs(), final)
     kept = int((~mask).sum())
     Z, V, moved = W * ~mask, torch.zeros_like(W), 0
     for t in range(iterations):
-        W = (((target + penalty * (Z - V)) @ Q) / (eigenvalues + penalty)) @ Q.T
+        if factor is None:
+            factor = torch.linalg.cholesky(Gn + penalty * eye)
+        W = torch.cholesky_solve((target + penalty * (Z - V)).T, factor).T
         new = pattern_mask((W + V).abs(), final)
         moved += int((new & ~mask).sum())
         mask = new
@@ -129,7 +131,7 @@ def alps(
         V += W - Z
         if t % 3 == 2:
             growth = 1.3 if moved >= 0.1 * kept else 1.2 if moved >= 0.005 * kept else 1.1
-            penalty, moved = penalty * growth, 0
+            penalty, moved, factor = penalty * growth, 0, None
             V /= growth  # the scaled dual is the unscaled one over the penalty
     return Z / norm[None, :], mask
 

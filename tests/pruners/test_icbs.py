@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from qubo_prune.core.scores import initial_mask, kept_count
+from qubo_prune.core.scores import initial_mask, kept_count, kth_smallest
 from qubo_prune.pruners.icbs import ICBSPruner
 from tests.helpers import fail_on_solve, install_plugin, tiny_data, tiny_mlp
 
@@ -221,3 +221,29 @@ def test_tensor_mask_by_selection_equals_the_stable_sort(seed):
         expected = torch.zeros(s.numel(), dtype=torch.bool)
         expected[torch.argsort(s.reshape(-1), stable=True)[:pruned]] = True
         assert torch.equal(initial_mask(s, density, "tensor").reshape(-1), expected)
+
+
+def test_kth_smallest_equals_kthvalue_on_large_inputs():
+    """The bracketed search must return kthvalue's value exactly, whatever the distribution:
+    ties, a block of zeros, scores that scale by column, and ranks at both ends."""
+    g = torch.Generator().manual_seed(0)
+    columns = torch.randn(300, 576, generator=g).abs() * torch.rand(576, generator=g) * 10
+    cases = [
+        torch.randn(200_000, generator=g),
+        columns.reshape(-1),
+        torch.randint(0, 5, (200_000,), generator=g).float(),
+        torch.zeros(100_000),
+        torch.cat([torch.zeros(120_000), torch.randn(80_000, generator=g)]),
+    ]
+    for flat in cases:
+        n = flat.numel()
+        for k in (1, 100, n // 3, n // 2, n - 3, n):
+            assert kth_smallest(flat, k) == torch.kthvalue(flat, k).values, (n, k)
+
+
+def test_large_tensor_mask_with_ties_equals_the_stable_sort():
+    s = torch.randint(0, 40, (300, 576), generator=torch.Generator().manual_seed(1)).float()
+    pruned = s.numel() - kept_count(s.numel(), 0.5)
+    expected = torch.zeros(s.numel(), dtype=torch.bool)
+    expected[torch.argsort(s.reshape(-1), stable=True)[:pruned]] = True
+    assert torch.equal(initial_mask(s, 0.5, "tensor").reshape(-1), expected)
