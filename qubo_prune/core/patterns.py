@@ -88,8 +88,8 @@ def _group_lowest(groups: torch.Tensor, count: int) -> torch.Tensor:
     """The ``count`` lowest scores of each group (the last dimension), ties in index order as
     the row and layer masks break them, NaN above everything.
 
-    A narrow group is ranked by one comparison per pair of members: for 2:4 that is 2.5x
-    faster than ``topk`` on SmolLM2's MLP shapes, where ALPS chooses a mask every iteration.
+    A narrow group is ranked by one comparison per pair of members: a 2:4 mask of SmolLM2's
+    gate_proj shape takes 2.7 ms against ``topk``'s 7.2 ms, and ALPS chooses one every iteration.
     """
     m = groups.shape[-1]
     if m > _PAIRWISE_WIDTH:

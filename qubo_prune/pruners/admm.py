@@ -119,19 +119,22 @@ def alps(
     penalty, factor = rho * scale, None
     mask = pattern_mask(W.abs(), final)
     kept = int((~mask).sum())
-    Z, V, moved = W * ~mask, torch.zeros_like(W), 0
+    Z, V = W * ~mask, torch.zeros_like(W)
+    moved = torch.zeros((), dtype=torch.long, device=G.device)  # read every 3rd iteration only
     for t in range(iterations):
         if factor is None:
             factor = torch.linalg.cholesky(Gn + penalty * eye)
         W = torch.cholesky_solve((target + penalty * (Z - V)).T, factor).T
         new = pattern_mask((W + V).abs(), final)
-        moved += int((new & ~mask).sum())
+        moved += (new & ~mask).sum()
         mask = new
         Z = (W + V) * ~mask
         V += W - Z
         if t % 3 == 2:
-            growth = 1.3 if moved >= 0.1 * kept else 1.2 if moved >= 0.005 * kept else 1.1
-            penalty, moved, factor = penalty * growth, 0, None
+            count = int(moved)
+            growth = 1.3 if count >= 0.1 * kept else 1.2 if count >= 0.005 * kept else 1.1
+            penalty, factor = penalty * growth, None
+            moved.zero_()
             V /= growth  # the scaled dual is the unscaled one over the penalty
     return Z / norm[None, :], mask
 
