@@ -22,6 +22,7 @@ FROM_SPARSEGPT = ("--method", "icbs", "--refit", "--start", "sparsegpt")
 FROM_ADMM = ("--method", "icbs", "--refit", "--start", "admm")
 FROM_ALPS = ("--method", "icbs", "--refit", "--start", "alps")
 AUTO = ("--refit-damping", "auto")
+BOTH = ("--fit-inputs", "both")  # fitted to the dense model's inputs as well as the pruned one's
 RUNS = {
     "magnitude-50": ["--method", "magnitude", "--pattern", "unstructured"],
     "wanda-50": ["--method", "wanda", "--pattern", "unstructured"],
@@ -38,6 +39,8 @@ RUNS = {
     "icbs-50-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "unstructured", *AUTO],
     "icbs-layer-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "layer", *AUTO],
     "icbs-layer-refit-auto-from-alps": [*FROM_ALPS, "--pattern", "layer", *AUTO],
+    "alps-50-both": ["--method", "alps", "--pattern", "unstructured", *BOTH],
+    "icbs-layer-refit-auto-from-alps-both": [*FROM_ALPS, "--pattern", "layer", *AUTO, *BOTH],
     "magnitude-2:4": ["--method", "magnitude", "--pattern", "2:4"],
     "wanda-2:4": ["--method", "wanda", "--pattern", "2:4"],
     "sparsegpt-2:4": ["--method", "sparsegpt", "--pattern", "2:4"],
@@ -49,6 +52,8 @@ RUNS = {
     "icbs-2:4-refit-auto-from-sparsegpt": [*FROM_SPARSEGPT, "--pattern", "2:4", *AUTO],
     "icbs-2:4-refit-auto-from-admm": [*FROM_ADMM, "--pattern", "2:4", *AUTO],
     "icbs-2:4-refit-auto-from-alps": [*FROM_ALPS, "--pattern", "2:4", *AUTO],
+    "alps-2:4-both": ["--method", "alps", "--pattern", "2:4", *BOTH],
+    "icbs-2:4-refit-auto-from-alps-both": [*FROM_ALPS, "--pattern", "2:4", *AUTO, *BOTH],
 }
 
 

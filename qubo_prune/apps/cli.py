@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
     """The options of :class:`~qubo_prune.pruners.methods.LayerwiseConfig` but the block size."""
-    from qubo_prune.pruners.methods import LAYER_METHODS, STARTS
+    from qubo_prune.pruners.methods import FIT_INPUTS, LAYER_METHODS, STARTS
 
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument(
@@ -159,6 +159,13 @@ def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=8,
         help="calibration windows held back from the fit to choose the damping (with auto)",
+    )
+    p.add_argument(
+        "--fit-inputs",
+        default="pruned",
+        choices=list(FIT_INPUTS),
+        help="inputs each layer is fitted to: the pruned model's (as SparseGPT), or both the "
+        "pruned and the dense model's (runs the dense model alongside)",
     )
     p.add_argument(
         "--precision",
@@ -350,6 +357,7 @@ def layerwise_config(args: argparse.Namespace, block_size: int | None = None) ->
         seed=args.seed,
         refit_damping=args.refit_damping,
         held_out_windows=args.held_out_windows,
+        fit_inputs=args.fit_inputs,
     )
 
 

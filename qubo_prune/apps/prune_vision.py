@@ -71,6 +71,11 @@ class VisionJob:
                 "the loss objective is iCBS with a density per tensor: use --method icbs and "
                 "--pattern unstructured or layer"
             )
+        if self.objective == "loss" and config.fit_inputs != "pruned":
+            raise ValueError(
+                "--fit-inputs chooses the inputs each layer is fitted to; the loss objective "
+                "fits no layer (use --objective layer)"
+            )
         if config.method == "icbs":
             spec = get_spec(config.solver)
             spec.require()

@@ -59,6 +59,16 @@ class GramAccumulator:
             acc.tokens += U.shape[0]
             acc._derived.clear()
 
+    def pooled(self, other: GramAccumulator) -> GramAccumulator:
+        """The accumulator of both input sets: Grams, token counts and held-out parts summed
+        (a held-out part only if both keep one), on ``self``'s device."""
+        out = GramAccumulator(self.G.shape[0], self.G.device)
+        out.G = self.G + other.G.to(self.G.device)
+        out.tokens = self.tokens + other.tokens
+        if self.held is not None and other.held is not None:
+            out.held = self.held.pooled(other.held)
+        return out
+
     def to(self, device: torch.device | str) -> GramAccumulator:
         """Move the Gram (and drop derived matrices) to ``device``; returns ``self``."""
         self.G = self.G.to(device)

@@ -23,6 +23,7 @@ from qubo_prune.pruners.baselines import BASELINES
 from qubo_prune.pruners.layerwise import RefitSchedule, icbs_layer, refit_layer
 
 __all__ = [
+    "FIT_INPUTS",
     "LAYER_METHODS",
     "PRECISIONS",
     "STARTS",
@@ -36,6 +37,9 @@ __all__ = [
 RULES = {**BASELINES, "admm": admm_layer, "alps": alps_layer}
 STARTS = ("wanda", "sparsegpt", "admm", "alps")  # the masks iCBS can start from
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+# whose inputs each layer is fitted to: the pruned model's (as SparseGPT), or those and the
+# dense model's together (docs/benchmarks.md: lower error on dense inputs, perplexity as before)
+FIT_INPUTS = ("pruned", "both")
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,12 @@ class LayerwiseConfig:
     seed: int = 0
     refit_damping: float | str = 0.0
     held_out_windows: int = 8
+    fit_inputs: str = "pruned"
 
     def __post_init__(self) -> None:
         check_choice("method", self.method, LAYER_METHODS)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("fit inputs", self.fit_inputs, FIT_INPUTS)
         self._check_damping()
         if self.start not in STARTS:
             raise ValueError(

@@ -5,9 +5,10 @@ Like SparseGPT and Wanda: the calibration inputs enter block ``i``; one forward 
 accumulates each prunable layer's Gram matrix ``G = U U^T`` (a conv's over its patches); the
 layers are pruned by :data:`qubo_prune.pruners.methods.LAYER_METHODS`; the PRUNED block's
 outputs become the next block's inputs. Optionally a second, dense stream gives each layer's
-error on the inputs the dense model would feed it. After every block its weights and masks are
-saved, so an interrupted run resumes from the last finished block; a block that fails goes
-back to dense. The caller says which modules are the blocks, what enters the first one and which
+error on the inputs the dense model would feed it; with ``fit_inputs="both"`` the layers are
+fitted to its inputs too (the two streams' Grams summed, the same windows held out of both).
+After every block its weights and masks are saved, so an interrupted run resumes from the last
+finished block; a block that fails goes back to dense. The caller says which modules are the blocks, what enters the first one and which
 layers of a block to prune; nothing here knows the model's kind.
 
 Memory: the model stays where it is (the CPU for a big one); only the block being pruned, its
@@ -29,7 +30,7 @@ from torch import nn
 from qubo_prune.backends.registry import BackendError, get_backend
 from qubo_prune.core.patterns import check_mask
 from qubo_prune.core.step import BlockSolver
-from qubo_prune.objectives.reconstruction import layer_error
+from qubo_prune.objectives.reconstruction import GramAccumulator, layer_error
 from qubo_prune.objectives.rows import is_prunable, layer_rows
 from qubo_prune.pruners.calibration import GramHooks, Stream
 from qubo_prune.pruners.methods import LayerInput, LayerwiseConfig, prune_matrix
@@ -130,7 +131,8 @@ def prune_blocks(
     held_out = config.held_out(len(stream.hidden))
     device = torch.device(device) if device is not None else stream.hidden[0].device
     pruned = stream.to(device)
-    dense = pruned.copy() if dense_errors else None
+    both = config.fit_inputs == "both"
+    dense = pruned.copy() if dense_errors or both else None
     bar = tqdm(range(len(walk.blocks)), desc=walk.label, disable=not progress)
     for i in bar:
         block = walk.blocks[i]
@@ -139,7 +141,8 @@ def prune_blocks(
         layers = walk.layers(i, block)
         dense_grams = {}
         if dense is not None:
-            hooks = GramHooks(layers) if i not in finished and layers else None
+            held = held_out if both else frozenset()
+            hooks = GramHooks(layers, held) if i not in finished and layers else None
             dense.hidden = dense.run(block, hooks)
             if hooks:
                 hooks.remove()
@@ -217,6 +220,7 @@ def _prune_block(
             raise FloatingPointError(
                 f"the calibration inputs of {name} in block {index} hold NaN or inf"
             )
+    fit = _pooled(hooks.grams, dense_grams) if config.fit_inputs == "both" else hooks.grams
     tensors: dict[str, torch.Tensor] = {}
     reports = []
     for j, (name, m) in enumerate(layers.items()):
@@ -226,7 +230,7 @@ def _prune_block(
         W0 = rows.matrix()
         acc = hooks.grams[name]
         res = prune_matrix(
-            LayerInput(W0, acc, config.seed + 1000 * index + j, name), config, solver
+            LayerInput(W0, fit[name], config.seed + 1000 * index + j, name), config, solver
         )
         check_mask(res.mask, config.guaranteed_pattern())
         rows.write(res.weights)
@@ -248,3 +252,15 @@ def _prune_block(
             )
         )
     return tensors, reports
+
+
+def _pooled(
+    pruned: dict[str, GramAccumulator], dense: dict[str, GramAccumulator]
+) -> dict[str, GramAccumulator]:
+    """Each layer's accumulator over both streams' inputs; layers that share one in the pruned
+    stream (q/k/v, gate/up) share the pooled one, so its derived matrices are computed once."""
+    pooled: dict[int, GramAccumulator] = {}
+    for name, acc in pruned.items():
+        if id(acc) not in pooled:
+            pooled[id(acc)] = acc.pooled(dense[name])
+    return {name: pooled[id(acc)] for name, acc in pruned.items()}

@@ -160,6 +160,10 @@ def test_compare_marks_blocks_too_large(tmp_path):
         (["prune-llm", "--refit-damping", "0.1"], "needs --refit"),
         (["prune-llm", "--refit", "--refit-damping", "strong"], "'auto' or a number >= 0"),
         (
+            ["prune-vision", "--objective", "loss", "--fit-inputs", "both"],
+            "the loss objective fits no layer",
+        ),
+        (
             ["prune-vision", "--refit", "--refit-damping", "auto", "--calib-images", "200"],
             "holds out 8 of the 2 calibration windows",
         ),

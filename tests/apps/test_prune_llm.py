@@ -59,7 +59,8 @@ def test_smollm2_loads_and_sparsegpt_prunes_two_layers():
 
 
 def test_two_calibration_texts_two_evaluations_and_the_auto_damping(tmp_path, capsys):
-    """Windows from both texts, one perplexity per evaluation text, a damping per layer."""
+    """Windows from both texts, one perplexity per evaluation text, a damping per layer chosen
+    on windows held out of both the pruned and the dense stream (``--fit-inputs both``)."""
     import json
 
     from qubo_prune.apps.cli import main
@@ -69,6 +70,7 @@ def test_two_calibration_texts_two_evaluations_and_the_auto_damping(tmp_path, ca
     other.write_text("pack my box with five dozen liquor jugs " * 40, encoding="utf-8")
     args = prune_llm_args(folder, text, tmp_path / "out", "--method", "sparsegpt", "--refit")
     args += ["--calib-text", str(text), str(other), "--eval-text", str(text), str(other)]
+    args += ["--fit-inputs", "both"]
     args += ["--calib-windows", "6", "--refit-damping", "auto", "--held-out-windows", "2"]
     assert main(args) == 0
     printed = capsys.readouterr().out
@@ -76,6 +78,7 @@ def test_two_calibration_texts_two_evaluations_and_the_auto_damping(tmp_path, ca
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["perplexities"]) == {"text.txt", "other.txt"}
     assert report["perplexity"] == report["perplexities"]["text.txt"]
+    assert report["config"]["fit_inputs"] == "both"
     for layer in report["layers"]:
         choice = layer["regularisation"]
         assert choice["damping"] == min(

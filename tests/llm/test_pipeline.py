@@ -1,5 +1,7 @@
 """The layer walk end to end: every method and family, save/load, resume, bad input."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -189,6 +191,40 @@ def test_resume_after_interruption(tmp_path):
         assert torch.equal(resumed.pruning_masks[name], mask)
     with pytest.raises(ValueError, match="other options"):
         prune_causal_lm(tiny_llama(), tokens(2), LayerwiseConfig(method="wanda"), tmp_path)
+
+
+def test_fit_inputs_both_fits_every_layer_to_the_two_streams(monkeypatch):
+    import qubo_prune.pruners.walk as walk
+
+    fitted = {}
+    original = walk.prune_matrix
+
+    def spy(layer, config, solver):
+        fitted.setdefault(layer.name, []).append(layer.acc)
+        return original(layer, config, solver)
+
+    monkeypatch.setattr(walk, "prune_matrix", spy)
+    config = LayerwiseConfig(
+        method="alps", pattern="2:4", refit=True, refit_damping="auto", held_out_windows=1
+    )
+    pruned = prune_causal_lm(tiny_llama(), tokens(3), config, progress=False)
+    tokens_fitted = [acc.tokens for accs in fitted.values() for acc in accs]
+    fitted.clear()
+    model = tiny_llama()
+    both = prune_causal_lm(model, tokens(3), replace(config, fit_inputs="both"), progress=False)
+    assert [acc.tokens for accs in fitted.values() for acc in accs] == [
+        2 * t for t in tokens_fitted
+    ]
+    first = {name: accs[0] for name, accs in fitted.items()}  # block 0: both streams equal
+    assert first["self_attn.q_proj"] is first["self_attn.v_proj"]  # shared, pooled once
+    assert first["self_attn.q_proj"].held.tokens == 2 * 1 * tokens(3).shape[1]
+    for p, b in zip(pruned[:7], both[:7], strict=True):
+        assert b.error == pytest.approx(p.error, rel=1e-4)  # twice the same inputs, same fit
+    for mask in model.pruning_masks.values():
+        check_mask(mask, parse_pattern("2:4"))
+    assert all(r.dense_error is not None for r in both)
+    with pytest.raises(ValueError, match="unknown fit inputs 'dense'"):
+        LayerwiseConfig(fit_inputs="dense")
 
 
 def test_bad_input_is_reported():

@@ -52,6 +52,29 @@ def test_held_out_windows_go_to_the_held_gram_only_and_never_to_the_fit():
     assert (acc.held.tokens, fit_part(acc).tokens) == (14, 28)
 
 
+def test_pooled_streams_hold_out_the_same_windows_of_both():
+    """--fit-inputs both: the pruned and the dense stream's Grams are summed, and a window held
+    out of one is held out of the other, so no window of either fits and chooses."""
+    g = torch.Generator().manual_seed(2)
+    layer = torch.nn.Linear(5, 4).double()
+    held = LayerwiseConfig(refit=True, refit_damping="auto", held_out_windows=2).held_out(6)
+    streams = [[torch.randn(1, 3, 5, generator=g, dtype=torch.float64) for _ in range(6)]] * 2
+    streams[1] = [w + 0.5 * torch.randn(w.shape, generator=g, dtype=w.dtype) for w in streams[0]]
+    accs = []
+    for windows in streams:
+        hooks = GramHooks({"l": layer}, held)
+        Stream(windows, (), {}).run(layer, hooks)
+        hooks.remove()
+        accs.append(hooks.grams["l"])
+    pooled = accs[0].pooled(accs[1])
+    product = lambda ids: sum(s[i][0].T @ s[i][0] for s in streams for i in ids)  # noqa: E731
+    torch.testing.assert_close(pooled.G, product(range(6)))
+    torch.testing.assert_close(pooled.held.G, product(held))
+    torch.testing.assert_close(fit_part(pooled).G, product(set(range(6)) - held))
+    assert (pooled.tokens, pooled.held.tokens) == (36, 12)
+    assert accs[0].pooled(gram(torch.ones(2, 5, dtype=torch.float64))).held is None
+
+
 def test_held_out_windows_are_spread_and_leave_some_to_fit():
     config = LayerwiseConfig(refit=True, refit_damping="auto", held_out_windows=8)
     assert config.held_out(32) == frozenset({2, 6, 10, 14, 18, 22, 26, 30})
