@@ -165,7 +165,7 @@ def _add_layerwise_args(p: argparse.ArgumentParser) -> None:
         default="pruned",
         choices=list(FIT_INPUTS),
         help="inputs each layer is fitted to: the pruned model's (as SparseGPT), or both the "
-        "pruned and the dense model's (runs the dense model alongside)",
+        "pruned and the dense model's (the dense model then runs even with --no-dense-errors)",
     )
     p.add_argument(
         "--precision",

@@ -8,8 +8,9 @@ outputs become the next block's inputs. Optionally a second, dense stream gives 
 error on the inputs the dense model would feed it; with ``fit_inputs="both"`` the layers are
 fitted to its inputs too (the two streams' Grams summed, the same windows held out of both).
 After every block its weights and masks are saved, so an interrupted run resumes from the last
-finished block; a block that fails goes back to dense. The caller says which modules are the blocks, what enters the first one and which
-layers of a block to prune; nothing here knows the model's kind.
+finished block; a block that fails goes back to dense. The caller says which modules are the
+blocks, what enters the first one and which layers of a block to prune; nothing here knows the
+model's kind.
 
 Memory: the model stays where it is (the CPU for a big one); only the block being pruned, its
 calibration activations, its Grams and the pruning math go to ``device``, and the block goes
